@@ -1,0 +1,66 @@
+"""Command-line entry point: ``python -m talking_head <command> ...``.
+
+Each command lives in ``talking_head/cli/<command>.py`` with
+``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only
+when their command runs, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+
+COMMANDS = {
+    "landmarks": "Detect 68-point landmarks in a photo or a clip; write an overlay and tracks.",
+    "prepare": "Prepare a folder of talking-face clips for meta-learning.",
+    "train": "Meta-train the embedder, generator and discriminator.",
+    "export": "Export a training run to a weights folder.",
+    "push": "Upload a weights folder to the Hugging Face Hub.",
+    "animate": "Animate photos of a person with a driving clip or landmark track.",
+    "evaluate": "Evaluate weights with the paper's self- and cross-reenactment protocol.",
+    "bench": "Benchmark the networks, landmarks and the end-to-end pipeline.",
+}
+
+
+def _available_commands() -> dict[str, str]:
+    found = {}
+    for name, help_text in COMMANDS.items():
+        if importlib.util.find_spec(f"talking_head.cli.{name}") is not None:
+            found[name] = help_text
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m talking_head", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = _available_commands()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if a in commands), None)
+    for name, help_text in commands.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            importlib.import_module(f"talking_head.cli.{name}").add_arguments(p)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    module = importlib.import_module(f"talking_head.cli.{args.command}")
+    from talking_head.errors import TalkingHeadError
+
+    try:
+        return int(module.run(args) or 0)
+    except TalkingHeadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

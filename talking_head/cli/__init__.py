@@ -1,0 +1,1 @@
+"""Thin argparse shells over the library, one module per command."""
