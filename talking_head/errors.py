@@ -41,3 +41,7 @@ class WeightsError(TalkingHeadError):
 
 class CancelledError(TalkingHeadError):
     """A long operation was cancelled by its progress callback."""
+
+
+class VideoWriteError(TalkingHeadError):
+    """A video file could not be written (missing folder, no permission, disk full, ffmpeg failed)."""
