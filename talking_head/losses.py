@@ -1,0 +1,252 @@
+"""Losses of the few-shot talking-head model (Zakharov et al., 2019, Sec. 3.2 and 3.4).
+
+Generator side (E, G and, in meta-learning, the embeddings W):
+
+    L = L_CNT(x, x̂) + L_ADV(x̂, y, i) + L_MCH(ê_i, W_i)
+    L_CNT = w_vgg19 · Σ_l |VGG19_l(x) − VGG19_l(x̂)|₁ + w_vggface · Σ_l |VGGFace_l(x) − VGGFace_l(x̂)|₁
+    L_ADV = w_adv · (−D(x̂, y, i)) + w_fm · Σ_k |D_k(x) − D_k(x̂)|₁
+    L_MCH = w_mch · |ê_i − W_i|₁                      (FT variant only)
+
+Discriminator side: the hinge loss. Every function here is pure (tensors in,
+scalar tensor out) and unweighted except ``ContentLoss``, which applies the
+content weights of its ``LossConfig``; the trainer multiplies the others by
+``LossConfig.adversarial_weight`` etc. Losses are computed in float32 so they
+stay accurate under bf16/fp16 autocast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from talking_head.errors import WeightsError
+from talking_head.perceptual import VGG19Features, VGGFaceFeatures, load_vgg_weights
+
+logger = logging.getLogger(__name__)
+
+CONTENT_LOSS_CHOICES = ("auto", "vgg", "pixel")
+ENV_VGG19 = "TALKING_HEAD_VGG19"
+ENV_VGGFACE = "TALKING_HEAD_VGGFACE"
+
+
+def _env_source(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights and the content-loss setup; defaults are the arXiv v2 weights.
+
+    ``LossConfig.arxiv_v1()`` gives the weights of the first arXiv version.
+    """
+
+    vgg19_weight: float = 1.5e-1  # weight of the VGG19 (ImageNet) part of L_CNT
+    vggface_weight: float = 2.5e-2  # weight of the VGGFace part of L_CNT
+    adversarial_weight: float = 1.0  # weight of −D(x̂) in L_ADV
+    feature_matching_weight: float = 10.0  # weight of the feature-matching part of L_ADV
+    embedding_match_weight: float = 10.0  # weight of L_MCH = |ê − W|₁ (FT variant only; 0 disables)
+    pixel_weight: float = 1.0  # weight of the pixel-space content loss used when VGG weights are unavailable
+    content_loss: str = "auto"  # "vgg" (VGG required), "pixel", or "auto" (VGG if its weights load, else pixel)
+    # local .safetensors/.pth file or Hub "repo_id[:filename]"; default: env TALKING_HEAD_VGG19
+    vgg19_source: str | None = field(default_factory=lambda: _env_source(ENV_VGG19))
+    # same for VGG-Face; default: env TALKING_HEAD_VGGFACE
+    vggface_source: str | None = field(default_factory=lambda: _env_source(ENV_VGGFACE))
+    vggface_channel_order: str = "bgr"  # "bgr" for Caffe-converted VGG-Face weights, "rgb" for Torch7 ports
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.content_loss not in CONTENT_LOSS_CHOICES:
+            problems.append(f"content_loss must be one of {', '.join(CONTENT_LOSS_CHOICES)}, got {self.content_loss!r}")
+        if self.vggface_channel_order not in ("bgr", "rgb"):
+            problems.append(f"vggface_channel_order must be 'bgr' or 'rgb', got {self.vggface_channel_order!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_weight") and not (isinstance(value, (int, float)) and value >= 0):
+                problems.append(f"{f.name} must be a number >= 0, got {value!r}")
+        if problems:
+            raise ValueError("invalid LossConfig: " + "; ".join(problems))
+
+    @classmethod
+    def arxiv_v1(cls, **overrides: Any) -> LossConfig:
+        """The weights of arXiv v1 (1905.08233v1): VGG19 1e-2, VGGFace 2e-3, match 80."""
+        return cls(**{**ARXIV_V1_WEIGHTS, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LossConfig:
+        """Build from a dict; unknown keys raise ``ValueError`` naming them, missing keys take defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown LossConfig keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**data)
+
+
+ARXIV_V1_WEIGHTS: dict[str, float] = {"vgg19_weight": 1e-2, "vggface_weight": 2e-3, "embedding_match_weight": 80.0}
+"""LossConfig fields that differ in arXiv v1 from the v2 defaults."""
+
+
+def d_hinge_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Discriminator hinge loss: ``mean(relu(1 − D(x))) + mean(relu(1 + D(x̂)))``.
+
+    Scores are raw (no sigmoid): a sigmoid would bound them in (0, 1) and make
+    the real-side margin unreachable.
+    """
+    real = real_scores.float()
+    fake = fake_scores.float()
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def g_adversarial_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """Generator adversarial loss: ``−mean(D(x̂))`` (the hinge-GAN generator term)."""
+    return -fake_scores.float().mean()
+
+
+def feature_matching_loss(real_feats: Sequence[torch.Tensor], fake_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Feature matching: ``Σ_k mean|D_k(x) − D_k(x̂)|`` over D's block activations.
+
+    The real activations are detached: the term trains the generator to
+    reproduce them, not the discriminator to move them.
+    """
+    if len(real_feats) != len(fake_feats) or not real_feats:
+        raise ValueError(f"need the same non-zero number of blocks, got {len(real_feats)} and {len(fake_feats)}")
+    total = fake_feats[0].new_zeros((), dtype=torch.float32)
+    for real, fake in zip(real_feats, fake_feats):
+        if real.shape != fake.shape:
+            raise ValueError(f"feature shapes differ: {tuple(real.shape)} vs {tuple(fake.shape)}")
+        total = total + (real.detach().float() - fake.float()).abs().mean()
+    return total
+
+
+def embedding_match_loss(e_hat: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Embedding match L_MCH (unweighted): ``mean|ê − W|`` over batch and the N embedding dimensions.
+
+    The paper writes ‖ê − W‖₁ (a sum over N). We take the mean so the value, and
+    so the meaning of its weight, does not change with N or the batch size;
+    the paper's sum equals N times this. Gradients reach both ê (so E) and W.
+    """
+    if e_hat.shape != w.shape:
+        raise ValueError(f"e_hat and w must have the same shape, got {tuple(e_hat.shape)} and {tuple(w.shape)}")
+    return (e_hat.float() - w.float()).abs().mean()
+
+
+def pixel_content_loss(pred: torch.Tensor, target: torch.Tensor, scales: Sequence[int] = (1, 2, 4, 8)) -> torch.Tensor:
+    """Pixel-space stand-in for L_CNT when no VGG weights are available.
+
+    ``Σ_s mean|pool_s(x̂) − pool_s(x)| + mean|∂_h x̂ − ∂_h x| + mean|∂_v x̂ − ∂_v x|``:
+    L1 on the image and on average-pooled copies (factors ``scales``), which
+    weights coarse structure (face shape, pose, colour) more than a single L1,
+    plus L1 on horizontal and vertical finite differences, which rewards sharp
+    edges where a plain L1 settles for blur. Images in ``[-1, 1]``, ``(B, 3, H, W)``.
+    """
+    pred = pred.float()
+    target = target.float()
+    total = pred.new_zeros(())
+    for factor in scales:
+        if factor > 1:
+            pred_s, target_s = F.avg_pool2d(pred, factor), F.avg_pool2d(target, factor)
+        else:
+            pred_s, target_s = pred, target
+        total = total + (pred_s - target_s).abs().mean()
+    for dim in (-1, -2):
+        total = total + (pred.diff(dim=dim) - target.diff(dim=dim)).abs().mean()
+    return total
+
+
+def _feature_l1(extractor: nn.Module, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``Σ_l mean|φ_l(x̂) − φ_l(x)|`` over the extractor's taps (target side without gradients)."""
+    with torch.no_grad():
+        target_feats = extractor(target)
+    pred_feats = extractor(pred)
+    total = pred.new_zeros((), dtype=torch.float32)
+    for fake, real in zip(pred_feats, target_feats):
+        total = total + (fake.float() - real.float()).abs().mean()
+    return total
+
+
+class ContentLoss(nn.Module):
+    """L_CNT: weighted VGG19 + VGGFace feature L1, or a pixel-space fallback.
+
+    ``kind`` records what is used (the trainer writes it into its config):
+
+    - ``"vgg"``: VGG19 and VGGFace, as in the paper;
+    - ``"vgg19"``: VGG19 only (the VGGFace source is missing or failed to load);
+    - ``"pixel"``: ``pixel_content_loss`` times ``pixel_weight``.
+
+    With ``content_loss="auto"`` a source that cannot be loaded (none given, a
+    missing file, the Hub offline) causes one warning and a fallback; with
+    ``"vgg"`` VGG19 is required (``WeightsError`` otherwise) and a given VGGFace
+    source must load. VGGFace alone is not used: without VGG19 the loss is pixel.
+    """
+
+    def __init__(self, config: LossConfig | None = None, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else LossConfig()
+        self.vgg19: VGG19Features | None = None
+        self.vggface: VGGFaceFeatures | None = None
+        self.kind = self._build_extractors()
+        logger.info("content loss: %s", self.kind)
+        if device is not None:
+            self.to(device)
+
+    def _build_extractors(self) -> str:
+        """Load what the config asks for; return the kind and warn once if anything fell back."""
+        cfg = self.config
+        if cfg.content_loss == "pixel":
+            return "pixel"
+        required = cfg.content_loss == "vgg"
+        try:
+            self.vgg19 = _load_extractor(VGG19Features(), cfg.vgg19_source, ENV_VGG19)
+        except WeightsError as error:
+            if required:
+                raise
+            warnings.warn(f"{error} Using the pixel-space content loss instead of VGG.", stacklevel=3)
+            return "pixel"
+        try:
+            self.vggface = _load_extractor(
+                VGGFaceFeatures(cfg.vggface_channel_order), cfg.vggface_source, ENV_VGGFACE
+            )
+        except WeightsError as error:
+            if required and cfg.vggface_source is not None:
+                raise
+            warnings.warn(f"{error} Using the VGG19 content loss without its VGGFace term.", stacklevel=3)
+            return "vgg19"
+        return "vgg"
+
+    def terms(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted parts of L_CNT by name (``vgg19``, ``vggface`` or ``pixel``), for logging."""
+        if pred.shape != target.shape:
+            raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        if self.kind == "pixel":
+            return {"pixel": self.config.pixel_weight * pixel_content_loss(pred, target)}
+        terms = {"vgg19": self.config.vgg19_weight * _feature_l1(self.vgg19, pred, target)}
+        if self.vggface is not None:
+            terms["vggface"] = self.config.vggface_weight * _feature_l1(self.vggface, pred, target)
+        return terms
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """L_CNT for generated images ``pred`` against real ``target``, both ``(B, 3, H, W)`` in ``[-1, 1]``."""
+        return sum(self.terms(pred, target).values())
+
+
+def _load_extractor(module: nn.Module, source: str | None, env_name: str) -> nn.Module:
+    """Load weights into ``module`` or raise ``WeightsError`` saying how to provide them."""
+    if not source:
+        raise WeightsError(
+            f"No {type(module).__name__} weights given: set {env_name} (or LossConfig) to a local "
+            f".safetensors/.pth file or a Hub repo id."
+        )
+    load_vgg_weights(module, source)
+    return module
