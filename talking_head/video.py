@@ -1,0 +1,544 @@
+"""Video reading and writing on the ffmpeg binary shipped with ``imageio-ffmpeg``.
+
+Frames at the library boundary are RGB ``uint8`` arrays of shape ``(H, W, 3)``.
+
+Reading streams frames out of an ffmpeg subprocess one at a time, so a clip is
+never held in memory as a whole (except through :func:`read_video_frames`,
+which is meant for tests and short clips). Writing produces H.264 (``libx264``)
+``yuv420p`` MP4 with ``+faststart`` (plays in browsers while downloading),
+optionally with the audio track of another file encoded as AAC.
+
+Every failure a user can cause (missing, corrupt, empty or audio-only files,
+an unwritable output) raises a :class:`talking_head.errors.TalkingHeadError`
+subclass whose message names the file and says what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import imageio_ffmpeg
+import numpy as np
+
+from talking_head.errors import (
+    CorruptVideoError,
+    EmptyVideoError,
+    NoVideoStreamError,
+    VideoReadError,
+    VideoWriteError,
+)
+
+__all__ = [
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "probe_video",
+    "read_video_frames",
+    "ffmpeg_exe",
+]
+
+logger = logging.getLogger(__name__)
+
+# Used when a stream states no frame rate at all (rare: some raw or broken files).
+DEFAULT_FPS = 25.0
+# An ffmpeg probe reads headers and packets only; anything slower than this is stuck.
+PROBE_TIMEOUT_S = 120.0
+# Time given to ffmpeg to flush its encoder and move the index to the front on close.
+WRITER_CLOSE_TIMEOUT_S = 300.0
+# x264 speed/size trade-off; "medium" is x264's own default.
+X264_PRESET = "medium"
+AUDIO_BITRATE = "128k"
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary used for all video I/O (the one bundled with imageio-ffmpeg)."""
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+# ----------------------------------------------------------------------------
+# Probing.
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds, as far as this library reads it."""
+
+    fps: float  # frames per second of the video stream
+    num_frames: int  # frames that reading yields (capped by max_seconds when one was given)
+    size: tuple[int, int]  # (W, H) of decoded frames, after the file's rotation flag is applied
+    duration: float  # num_frames / fps, in seconds
+    has_audio: bool  # whether the file has at least one audio stream
+
+
+@dataclass(frozen=True)
+class _Streams:
+    """Raw facts parsed from ffmpeg's description of an input file."""
+
+    has_video: bool
+    has_audio: bool
+    size: tuple[int, int]
+    fps: float
+    num_frames: int
+
+
+_STREAM_RE = re.compile(r"^\s*Stream #0:\d+\S*: (Video|Audio): (.*)$")
+_SIZE_RE = re.compile(r"\b(\d{1,5})x(\d{1,5})\b")
+_FPS_RE = re.compile(r"([\d.]+)(k?) (fps|tbr)\b")
+_ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
+_FRAME_RE = re.compile(r"frame=\s*(\d+)")
+
+
+def _check_readable(path: Path) -> None:
+    """Raise :class:`VideoReadError` for a path that is missing, a folder or unreadable."""
+    if not path.exists():
+        raise VideoReadError(f"Video file '{path}' does not exist. Check the path and try again.")
+    if not path.is_file():
+        raise VideoReadError(f"'{path}' is not a file. Give the path of a video file (e.g. an .mp4).")
+    if not os.access(path, os.R_OK):
+        raise VideoReadError(f"Video file '{path}' cannot be read (permission denied). Fix its permissions.")
+
+
+def _input_section(stderr: str) -> list[str]:
+    """Lines of ffmpeg's stderr that describe input #0 (not the output it would write)."""
+    lines = stderr.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("Input #0")), None)
+    if start is None:
+        return []
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].startswith(("Stream mapping", "Output #"))),
+        len(lines),
+    )
+    return lines[start:end]
+
+
+def _parse_video_stream(line: str, rotation_lines: list[str]) -> tuple[tuple[int, int], float]:
+    """(W, H) and fps of one 'Stream ... Video:' line; rotation by ±90° swaps W and H."""
+    size_match = _SIZE_RE.search(line)
+    size = (int(size_match.group(1)), int(size_match.group(2))) if size_match else (0, 0)
+    fps = 0.0
+    # Prefer the stream's stated fps over tbr (its time-base guess) when both are there.
+    for number, kilo, kind in sorted(_FPS_RE.findall(line), key=lambda match: match[2] != "fps"):
+        fps = float(number) * (1000.0 if kilo else 1.0)
+        break
+    for rotation_line in rotation_lines:
+        rotation = _ROTATION_RE.search(rotation_line)
+        if rotation and round(abs(float(rotation.group(1)))) % 180 == 90:
+            size = (size[1], size[0])
+    return size, fps
+
+
+def _probe_streams(path: Path) -> _Streams:
+    """Run ffmpeg once over the file's packets (no decoding) and parse what it reports.
+
+    Counting packets with ``-c copy`` is fast (thousands of frames per second)
+    and equals the number of decoded frames for ordinary files.
+    """
+    _check_readable(path)
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
+        # 'V' (capital) skips attached pictures such as cover art in audio files.
+        "-map", "0:V:0?", "-an", "-sn", "-dn", "-c", "copy", "-f", "null", "-",
+    ]
+    try:
+        result = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise CorruptVideoError(
+            f"Reading '{path.name}' took longer than {PROBE_TIMEOUT_S:.0f} s; the file may be damaged "
+            "or on a stalled drive. Try another copy of the video."
+        ) from error
+    stderr = result.stderr.decode("utf-8", errors="replace")
+    section = _input_section(stderr)
+    if result.returncode != 0 and not section:
+        raise _open_error(path, stderr)
+
+    has_video = has_audio = False
+    size, fps = (0, 0), 0.0
+    for index, line in enumerate(section):
+        match = _STREAM_RE.match(line)
+        if match is None:
+            continue
+        kind, description = match.groups()
+        if kind == "Audio":
+            has_audio = True
+        elif not has_video and "(attached pic)" not in description:
+            has_video = True
+            following = section[index + 1 : index + 12]
+            stop = next((i for i, other in enumerate(following) if _STREAM_RE.match(other)), len(following))
+            size, fps = _parse_video_stream(description, following[:stop])
+
+    frame_counts = _FRAME_RE.findall(stderr)
+    num_frames = int(frame_counts[-1]) if (has_video and frame_counts) else 0
+    return _Streams(has_video=has_video, has_audio=has_audio, size=size, fps=fps, num_frames=num_frames)
+
+
+def _open_error(path: Path, stderr: str) -> VideoReadError:
+    """Turn the error ffmpeg printed when opening ``path`` into a user-facing exception."""
+    last_line = next((line for line in reversed(stderr.splitlines()) if line.strip()), "unknown error")
+    if "No such file" in stderr:
+        return VideoReadError(f"Video file '{path}' does not exist. Check the path and try again.")
+    if "Permission denied" in stderr:
+        return VideoReadError(f"Video file '{path}' cannot be read (permission denied). Fix its permissions.")
+    return CorruptVideoError(
+        f"'{path.name}' is not a readable video (ffmpeg: {last_line.strip()}). The file may be damaged, "
+        "incompletely downloaded or not a video; re-export it as MP4 (H.264) and try again."
+    )
+
+
+def probe_video(path: str | os.PathLike, max_seconds: float | None = None) -> VideoInfo:
+    """Describe a video file without decoding it.
+
+    Args:
+        path: the video file.
+        max_seconds: when given, ``num_frames`` and ``duration`` count only the
+            frames that start before this time (what :class:`VideoReader` with
+            the same limit yields).
+
+    Raises:
+        VideoReadError: the file is missing or unreadable.
+        CorruptVideoError: ffmpeg cannot parse the file.
+        NoVideoStreamError: the file has no video stream (e.g. audio only).
+        EmptyVideoError: the video stream has no frames.
+    """
+    path = Path(path)
+    streams = _probe_streams(path)
+    if not streams.has_video:
+        kind = "audio only" if streams.has_audio else "no video stream"
+        raise NoVideoStreamError(
+            f"'{path.name}' has {kind}. Give a video file with a picture track (e.g. an .mp4 of a face)."
+        )
+    if streams.num_frames == 0:
+        raise EmptyVideoError(f"'{path.name}' has a video stream with no frames. Use a clip with frames.")
+    if streams.size[0] <= 0 or streams.size[1] <= 0:
+        raise CorruptVideoError(f"'{path.name}' does not state its frame size. Re-export it as MP4 (H.264).")
+    fps = streams.fps
+    if fps <= 0:
+        logger.warning("%s states no frame rate; assuming %.0f fps", path.name, DEFAULT_FPS)
+        fps = DEFAULT_FPS
+    num_frames = streams.num_frames
+    if max_seconds is not None:
+        if max_seconds <= 0:
+            raise ValueError(f"max_seconds must be positive, got {max_seconds}")
+        # Frames t = 0, 1/fps, ... that start strictly before max_seconds.
+        num_frames = min(num_frames, max(1, math.ceil(max_seconds * fps - 1e-6)))
+    return VideoInfo(
+        fps=fps,
+        num_frames=num_frames,
+        size=streams.size,
+        duration=num_frames / fps,
+        has_audio=streams.has_audio,
+    )
+
+
+# ----------------------------------------------------------------------------
+# Reading.
+
+
+class VideoReader:
+    """Stream the frames of a video file as RGB ``uint8`` arrays ``(H, W, 3)``.
+
+    Use as a context manager; leaving the block (or breaking out of the loop
+    and leaving it) stops the ffmpeg process::
+
+        with VideoReader("clip.mp4", max_seconds=10) as reader:
+            print(reader.info.fps, reader.info.num_frames)
+            for frame in reader:
+                ...
+
+    The file is probed when the reader is created, so bad input raises at once
+    (same errors as :func:`probe_video`). Frames are rotated as the file's
+    rotation flag says. Each iteration starts again at the first frame.
+    """
+
+    def __init__(self, path: str | os.PathLike, max_seconds: float | None = None) -> None:
+        self.path = Path(path)
+        self.max_seconds = max_seconds
+        self.info: VideoInfo = probe_video(self.path, max_seconds=max_seconds)
+        self._generators: list[Iterator[bytes]] = []
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every ffmpeg process this reader started (safe to call twice)."""
+        while self._generators:
+            # Closing imageio-ffmpeg's generator terminates (and if needed kills) ffmpeg.
+            self._generators.pop().close()
+
+    def __len__(self) -> int:
+        return self.info.num_frames
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        generator = imageio_ffmpeg.read_frames(
+            str(self.path), output_params=["-map", "0:V:0"], input_params=["-nostdin"]
+        )
+        self._generators.append(generator)
+        try:
+            yield from self._frames(generator)
+        finally:
+            generator.close()
+            if generator in self._generators:
+                self._generators.remove(generator)
+
+    def _frames(self, generator: Iterator) -> Iterator[np.ndarray]:
+        try:
+            meta = next(generator)
+            width, height = meta["size"]
+            for index, raw in enumerate(generator):
+                if index >= self.info.num_frames:
+                    return
+                # frombuffer is read-only; callers expect an array they may draw on.
+                yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3).copy()
+        except (OSError, RuntimeError) as error:
+            raise CorruptVideoError(
+                f"Decoding '{self.path.name}' failed ({_first_line(error)}). The file may be damaged; "
+                "re-export it as MP4 (H.264) and try again."
+            ) from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def read_video_frames(
+    path: str | os.PathLike, max_seconds: float | None = None
+) -> tuple[np.ndarray, float]:
+    """Read a whole (short) clip into memory: ``(frames (T, H, W, 3) uint8, fps)``.
+
+    Meant for tests and small clips; use :class:`VideoReader` to stream long ones.
+    """
+    with VideoReader(path, max_seconds=max_seconds) as reader:
+        frames = list(reader)
+        fps = reader.info.fps
+    if not frames:
+        raise EmptyVideoError(f"No frame of '{Path(path).name}' could be decoded. Use another clip.")
+    return np.stack(frames), fps
+
+
+# ----------------------------------------------------------------------------
+# Writing.
+
+
+def _quality_to_crf(quality: float) -> int:
+    """Map quality 0 (worst) … 10 (best) to x264's CRF 51 … 0."""
+    if not 0 <= quality <= 10:
+        raise ValueError(f"quality must be between 0 and 10, got {quality}")
+    return int(round(51 * (1 - quality / 10)))
+
+
+def _even_frame(frame: np.ndarray) -> np.ndarray:
+    """Pad a frame with an odd width or height by repeating its last column/row.
+
+    yuv420p stores colour at half resolution, so H.264 in yuv420p needs even
+    sizes; repeating the edge keeps every input pixel and adds no visible border.
+    """
+    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
+    if pad_h or pad_w:
+        frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return frame
+
+
+class VideoWriter:
+    """Write RGB ``uint8`` frames to an H.264 MP4, optionally with audio from another file.
+
+    Usage::
+
+        with VideoWriter("out.mp4", fps=25, audio_from="driver.mp4",
+                         metadata={"comment": "synthetic: generated by talking-head"}) as writer:
+            for frame in frames:
+                writer.write(frame)
+
+    Details:
+        - The first frame fixes the size; later frames must match it. Odd
+          widths/heights are padded to even by repeating the last column/row
+          (``yuv420p`` needs even sizes), so the file may be 1 px wider/taller.
+        - Video: ``libx264``, ``yuv420p``, ``-movflags +faststart``.
+        - Audio: when ``audio_from`` has an audio stream, its first one is
+          encoded as AAC, padded with silence if short and cut to the video's
+          length (``apad`` + ``-shortest``); ``audio_max_seconds`` reads only
+          that many seconds of it. Without audio there, the output is silent
+          (no audio stream).
+        - ``metadata``: each item becomes ``-metadata key=value``; MP4 keeps the
+          standard keys (``title``, ``comment``, ``description``, ``artist``, ...).
+        - ffmpeg writes to a hidden temporary file next to ``path`` that is
+          renamed to ``path`` only on success, so a failed or interrupted write
+          never leaves a broken video at ``path``.
+
+    Raises:
+        VideoWriteError: the folder is missing or ffmpeg fails (the message
+            includes ffmpeg's own last lines).
+        VideoReadError: ``audio_from`` is given but cannot be read.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float,
+        audio_from: str | os.PathLike | None = None,
+        audio_max_seconds: float | None = None,
+        metadata: dict[str, str] | None = None,
+        quality: float = 7.0,
+    ) -> None:
+        self.path = Path(path)
+        if not fps or fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if not self.path.parent.is_dir():
+            raise VideoWriteError(
+                f"Cannot write '{self.path}': folder '{self.path.parent}' does not exist. Create it first."
+            )
+        self.fps = float(fps)
+        self.metadata = dict(metadata or {})
+        self.crf = _quality_to_crf(quality)
+        self.audio_from = Path(audio_from) if audio_from is not None else None
+        self.audio_max_seconds = audio_max_seconds
+        # Only files that really carry audio get an audio input: mapping a missing stream fails.
+        self.has_audio = self.audio_from is not None and _probe_streams(self.audio_from).has_audio
+        self.size: tuple[int, int] | None = None  # (W, H) of the frames as given
+        self.num_frames = 0
+        self._process: subprocess.Popen | None = None
+        self._stderr: IO[bytes] | None = None
+        self._closed = False
+        self._temp_path = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.part{self.path.suffix}")
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _command(self, width: int, height: int) -> list[str]:
+        fps = Fraction(self.fps).limit_denominator(1001)
+        cmd = [
+            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+        ]
+        if self.has_audio:
+            if self.audio_max_seconds is not None:
+                cmd += ["-t", f"{self.audio_max_seconds:.6f}"]
+            cmd += ["-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0"]
+            cmd += ["-c:a", "aac", "-b:a", AUDIO_BITRATE, "-af", "apad", "-shortest"]
+        else:
+            cmd += ["-an"]
+        cmd += ["-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(self.crf), "-pix_fmt", "yuv420p"]
+        cmd += ["-movflags", "+faststart"]
+        for key, value in self.metadata.items():
+            cmd += ["-metadata", f"{key}={value}"]
+        cmd.append(str(self._temp_path))
+        return cmd
+
+    def _start(self, width: int, height: int) -> None:
+        # stderr goes to a file, not a pipe: a full pipe nobody reads would block ffmpeg.
+        self._stderr = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(
+            self._command(width, height), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+        )
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB ``uint8`` frame ``(H, W, 3)``."""
+        if self._closed:
+            raise ValueError(f"VideoWriter for '{self.path.name}' is already closed")
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
+        height, width = frame.shape[:2]
+        if self.size is None:
+            self.size = (width, height)
+            self._start(width + width % 2, height + height % 2)
+        elif (width, height) != self.size:
+            raise ValueError(
+                f"frame size {width}x{height} differs from the first frame's {self.size[0]}x{self.size[1]}"
+            )
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write(np.ascontiguousarray(_even_frame(frame)).data)
+        except OSError as error:  # BrokenPipeError: ffmpeg exited early
+            message = self._failure_message(self._stop(timeout=10.0))
+            self.abort()
+            raise VideoWriteError(message) from error
+        self.num_frames += 1
+
+    def close(self) -> None:
+        """Finish the file: flush ffmpeg, check it succeeded, move the result to ``path``."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._process is None:
+            raise VideoWriteError(f"No frames were written to '{self.path.name}'; nothing to save.")
+        try:
+            returncode = self._stop(timeout=WRITER_CLOSE_TIMEOUT_S)
+            if returncode != 0:
+                raise VideoWriteError(self._failure_message(returncode))
+            os.replace(self._temp_path, self.path)
+        finally:
+            self._cleanup()
+
+    def abort(self) -> None:
+        """Stop ffmpeg and delete the partial output (used when the caller's code failed)."""
+        self._closed = True
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._cleanup()
+
+    def _stop(self, timeout: float) -> int | None:
+        """Close ffmpeg's input and wait for it to finish; kill it after ``timeout`` seconds."""
+        process = self._process
+        assert process is not None
+        try:
+            if process.stdin is not None and not process.stdin.closed:
+                process.stdin.close()
+        except OSError:
+            pass  # ffmpeg already gone; its exit code tells what happened
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise VideoWriteError(
+                f"ffmpeg did not finish writing '{self.path.name}' within {timeout:.0f} s and was stopped."
+            ) from None
+
+    def _cleanup(self) -> None:
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+        self._temp_path.unlink(missing_ok=True)
+
+    def _failure_message(self, returncode: int | None) -> str:
+        output = ""
+        if self._stderr is not None:
+            self._stderr.seek(0)
+            output = self._stderr.read().decode("utf-8", errors="replace").strip()
+        tail = " | ".join(output.splitlines()[-3:]) or "no message"
+        return (
+            f"ffmpeg failed writing '{self.path.name}' (exit code {returncode}): {tail}. "
+            "Check free disk space and write permission for the output folder."
+        )
