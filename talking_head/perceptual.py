@@ -245,7 +245,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             )
     except WeightsError:
         raise
-    except (OSError, RuntimeError, ValueError, EOFError) as error:
+    # torch.load / safetensors on a damaged or foreign file can raise almost anything
+    # (UnpicklingError, IndexError, SafetensorError, ...): all mean "not a readable weights file".
+    except Exception as error:
         raise WeightsError(f"could not read VGG weights from {path} ({error}); the file may be corrupt.") from error
     # Training checkpoints often nest the weights one level down.
     for wrapper in ("state_dict", "model"):
