@@ -203,3 +203,16 @@ def test_explicit_vgg_with_bad_vggface_source_raises(vgg19_file, tmp_path: Path)
         warnings.simplefilter("error")  # "vgg" must fail loudly, not warn and fall back
         with pytest.raises(WeightsError, match="missing_face.pth"):
             ContentLoss(config)
+
+
+def test_vgg_content_loss_under_autocast(vgg19_file) -> None:
+    config = LossConfig(content_loss="vgg", vgg19_source=str(vgg19_file[0]), vggface_source=None)
+    with pytest.warns(UserWarning):
+        loss_fn = ContentLoss(config)
+    pred = torch.zeros(1, 3, 16, 16, requires_grad=True)
+    target = torch.full((1, 3, 16, 16), 0.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = loss_fn(pred, target)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and loss.item() > 0
+    loss.backward()
+    assert pred.grad is not None and torch.isfinite(pred.grad).all()

@@ -1,0 +1,172 @@
+"""Loss functions and LossConfig, checked against values computed by hand."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from talking_head.errors import WeightsError
+from talking_head.losses import (
+    ContentLoss,
+    LossConfig,
+    d_hinge_loss,
+    embedding_match_loss,
+    feature_matching_loss,
+    g_adversarial_loss,
+    pixel_content_loss,
+)
+
+
+def test_d_hinge_loss_hand_computed() -> None:
+    real = torch.tensor([2.0, 0.5, -1.0])
+    fake = torch.tensor([-2.0, 0.0, 0.5])
+    # real side: max(0, 1 - r) = 0, 0.5, 2   -> mean 2.5 / 3
+    # fake side: max(0, 1 + f) = 0, 1, 1.5   -> mean 2.5 / 3
+    assert d_hinge_loss(real, fake).item() == pytest.approx(5.0 / 3.0)
+
+
+def test_d_hinge_loss_uses_raw_scores() -> None:
+    # With a sigmoid in front, a confident D could never reach zero loss; raw scores can.
+    assert d_hinge_loss(torch.tensor([5.0, 1.0]), torch.tensor([-3.0, -1.0])).item() == 0.0
+    # Scores far on the wrong side grow linearly, not saturate.
+    assert d_hinge_loss(torch.tensor([-9.0]), torch.tensor([9.0])).item() == pytest.approx(20.0)
+
+
+def test_g_adversarial_loss_hand_computed() -> None:
+    fake = torch.tensor([1.0, -3.0, 0.5, 2.5], requires_grad=True)  # mean 0.25
+    loss = g_adversarial_loss(fake)
+    assert loss.item() == pytest.approx(-0.25)
+    loss.backward()
+    assert torch.allclose(fake.grad, torch.full((4,), -0.25))
+
+
+def test_feature_matching_loss_hand_computed_and_real_detached() -> None:
+    real = [torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True), torch.tensor([0.5], requires_grad=True)]
+    fake = [torch.tensor([[1.0, 1.0], [1.0, 1.0]], requires_grad=True), torch.tensor([-0.5], requires_grad=True)]
+    # block 1: |diff| = 0, 1, 2, 3 -> mean 1.5; block 2: |0.5 - (-0.5)| = 1 -> total 2.5
+    loss = feature_matching_loss(real, fake)
+    assert loss.item() == pytest.approx(2.5)
+    loss.backward()
+    assert real[0].grad is None and real[1].grad is None
+    # d/dfake mean|r - f| = -sign(r - f) / n; sign(0) = 0
+    assert torch.allclose(fake[0].grad, torch.tensor([[0.0, -0.25], [-0.25, -0.25]]))
+    assert torch.allclose(fake[1].grad, torch.tensor([-1.0]))
+
+
+def test_feature_matching_loss_rejects_mismatched_blocks() -> None:
+    with pytest.raises(ValueError):
+        feature_matching_loss([torch.zeros(2)], [torch.zeros(2), torch.zeros(2)])
+    with pytest.raises(ValueError):
+        feature_matching_loss([torch.zeros(2)], [torch.zeros(3)])
+
+
+def test_embedding_match_loss_is_mean_l1_with_gradients_to_both() -> None:
+    e_hat = torch.tensor([[1.0, -2.0, 3.0, 4.0]], requires_grad=True)
+    w = torch.tensor([[0.0, 0.0, 0.0, 0.0]], requires_grad=True)
+    loss = embedding_match_loss(e_hat, w)
+    assert loss.item() == pytest.approx((1 + 2 + 3 + 4) / 4)
+    loss.backward()
+    assert torch.allclose(e_hat.grad, torch.tensor([[0.25, -0.25, 0.25, 0.25]]))
+    assert torch.allclose(w.grad, -e_hat.grad)
+
+
+def test_pixel_content_loss_hand_computed() -> None:
+    target = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert pixel_content_loss(target, target).item() == 0.0
+    # A constant shift c: every pooled copy differs by c (4 scales -> 4c), finite differences not at all.
+    shifted = target + 0.25
+    assert pixel_content_loss(shifted, target).item() == pytest.approx(1.0, abs=1e-6)
+    # A one-pixel spike of height 1 in a 3x16x16 image: scale 1 gives 1/768; pools 2/4/8 shrink
+    # it to 1/4, 1/16, 1/64 in one of 192, 48, 12 cells; finite differences: 2 horizontal and
+    # 2 vertical steps of height 1 among 3*16*15 differences each.
+    spike = target.clone()
+    spike[0, 0, 5, 5] += 1.0
+    pooled = 1 / 768 + (1 / 4) / 192 + (1 / 16) / 48 + (1 / 64) / 12
+    expected = pooled * 1 + 2 * (2 / (3 * 16 * 15))
+    assert pixel_content_loss(spike, target).item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_loss_config_defaults_are_arxiv_v2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TALKING_HEAD_VGG19", raising=False)
+    monkeypatch.delenv("TALKING_HEAD_VGGFACE", raising=False)
+    cfg = LossConfig()
+    assert (cfg.vgg19_weight, cfg.vggface_weight) == (1.5e-1, 2.5e-2)
+    assert (cfg.adversarial_weight, cfg.feature_matching_weight, cfg.embedding_match_weight) == (1.0, 10.0, 10.0)
+    assert cfg.content_loss == "auto"
+    assert cfg.vgg19_source is None and cfg.vggface_source is None
+    v1 = LossConfig.arxiv_v1()
+    assert (v1.vgg19_weight, v1.vggface_weight, v1.embedding_match_weight) == (1e-2, 2e-3, 80.0)
+    assert v1.feature_matching_weight == 10.0
+
+
+def test_loss_config_sources_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TALKING_HEAD_VGG19", "/weights/vgg19.safetensors")
+    monkeypatch.setenv("TALKING_HEAD_VGGFACE", "someone/vgg-face:vgg_face.safetensors")
+    cfg = LossConfig()
+    assert cfg.vgg19_source == "/weights/vgg19.safetensors"
+    assert cfg.vggface_source == "someone/vgg-face:vgg_face.safetensors"
+    assert LossConfig(vgg19_source=None).vgg19_source is None
+
+
+def test_loss_config_round_trip_and_validation() -> None:
+    cfg = LossConfig(content_loss="pixel", vgg19_source="a/b", pixel_weight=2.0)
+    data = cfg.to_dict()
+    assert data["content_loss"] == "pixel" and data["vgg19_source"] == "a/b"
+    assert LossConfig.from_dict(data) == cfg
+    with pytest.raises(ValueError, match="bogus"):
+        LossConfig.from_dict({**data, "bogus": 1})
+    with pytest.raises(ValueError, match="content_loss"):
+        LossConfig(content_loss="lpips")
+    with pytest.raises(ValueError, match="vgg19_weight"):
+        LossConfig(vgg19_weight=-1.0)
+    with pytest.raises(AttributeError):
+        cfg.content_loss = "vgg"  # frozen
+
+
+def test_content_loss_falls_back_to_pixel_with_one_warning() -> None:
+    cfg = LossConfig(content_loss="auto", vgg19_source=None, vggface_source=None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loss_fn = ContentLoss(cfg)
+    assert len([w for w in caught if issubclass(w.category, UserWarning)]) == 1
+    assert "pixel" in str(caught[0].message) and "TALKING_HEAD_VGG19" in str(caught[0].message)
+    assert loss_fn.kind == "pixel"
+
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1
+    assert loss_fn(target, target).item() == 0.0
+    pred = (torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1).requires_grad_(True)
+    loss = loss_fn(pred, target)
+    assert loss.item() > 0
+    loss.backward()
+    assert pred.grad is not None and pred.grad.abs().sum().item() > 0
+
+
+def test_content_loss_pixel_weight_and_explicit_kinds(tmp_path) -> None:
+    target = torch.zeros(1, 3, 8, 8)
+    pred = target + 0.5  # pixel_content_loss = 4 * 0.5 = 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an explicit "pixel" choice is not a fallback: no warning
+        loss_fn = ContentLoss(LossConfig(content_loss="pixel", pixel_weight=3.0, vgg19_source="x/y"))
+    assert loss_fn.kind == "pixel"
+    assert loss_fn(pred, target).item() == pytest.approx(6.0)
+    with pytest.raises(WeightsError, match="TALKING_HEAD_VGG19"):
+        ContentLoss(LossConfig(content_loss="vgg", vgg19_source=None))
+    with pytest.raises(WeightsError, match="absent.safetensors"):
+        ContentLoss(LossConfig(content_loss="vgg", vgg19_source=str(tmp_path / "absent.safetensors")))
+
+
+def test_content_loss_under_autocast() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss_fn = ContentLoss(LossConfig(vgg19_source=None, vggface_source=None))
+    pred = torch.zeros(1, 3, 16, 16, requires_grad=True)
+    target = torch.full((1, 3, 16, 16), 0.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = loss_fn(pred.to(torch.bfloat16), target)
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(2.0, rel=1e-2)
+    loss.backward()
+    assert pred.grad is not None
