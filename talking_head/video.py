@@ -375,9 +375,9 @@ class VideoWriter:
         - Video: ``libx264``, ``yuv420p``, ``-movflags +faststart``.
         - Audio: when ``audio_from`` has an audio stream, its first one is
           encoded as AAC, padded with silence if short and cut to the video's
-          length (``apad`` + ``-shortest``); ``audio_max_seconds`` reads only
-          that many seconds of it. Without audio there, the output is silent
-          (no audio stream).
+          exact length (in a second, stream-copy pass on close);
+          ``audio_max_seconds`` reads only that many seconds of it (the rest
+          is silence). Without audio there, the output has no audio stream.
         - ``metadata``: each item becomes ``-metadata key=value``; MP4 keeps the
           standard keys (``title``, ``comment``, ``description``, ``artist``, ...).
         - ffmpeg writes to a hidden temporary file next to ``path`` that is
@@ -418,7 +418,10 @@ class VideoWriter:
         self._process: subprocess.Popen | None = None
         self._stderr: IO[bytes] | None = None
         self._closed = False
-        self._temp_path = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.part{self.path.suffix}")
+        # Hidden work files next to the output; ffmpeg picks the container from the suffix.
+        token = uuid.uuid4().hex[:8]
+        self._temp_path = self.path.with_name(f".{self.path.stem}.{token}.part{self.path.suffix}")
+        self._video_only_path = self.path.with_name(f".{self.path.stem}.{token}.video{self.path.suffix}")
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -434,31 +437,44 @@ class VideoWriter:
         else:
             self.abort()
 
-    def _command(self, width: int, height: int) -> list[str]:
+    def _video_command(self, width: int, height: int) -> list[str]:
+        """Pass 1: raw RGB frames on stdin → H.264 video (the final file when there is no audio)."""
         fps = Fraction(self.fps).limit_denominator(1001)
         cmd = [
             ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+            "-an", "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(self.crf), "-pix_fmt", "yuv420p",
         ]
         if self.has_audio:
-            if self.audio_max_seconds is not None:
-                cmd += ["-t", f"{self.audio_max_seconds:.6f}"]
-            cmd += ["-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0"]
-            cmd += ["-c:a", "aac", "-b:a", AUDIO_BITRATE, "-af", "apad", "-shortest"]
-        else:
-            cmd += ["-an"]
-        cmd += ["-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(self.crf), "-pix_fmt", "yuv420p"]
-        cmd += ["-movflags", "+faststart"]
+            return cmd + [str(self._video_only_path)]
+        return cmd + self._final_options() + [str(self._temp_path)]
+
+    def _audio_command(self) -> list[str]:
+        """Pass 2: add the audio to the finished video, cut/padded to exactly its duration.
+
+        A second pass (the video is stream-copied, so it costs little) gives an
+        exact audio length: with frames streamed on stdin, ffmpeg's ``-shortest``
+        overshoots by up to ~1 s of buffered audio.
+        """
+        duration = f"{self.num_frames / self.fps:.6f}"
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(self._video_only_path)]
+        if self.audio_max_seconds is not None:
+            cmd += ["-t", f"{self.audio_max_seconds:.6f}"]  # input option: read only this much audio
+        cmd += ["-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
+        cmd += ["-c:a", "aac", "-b:a", AUDIO_BITRATE, "-af", "apad", "-t", duration]
+        return cmd + self._final_options() + [str(self._temp_path)]
+
+    def _final_options(self) -> list[str]:
+        cmd = ["-movflags", "+faststart"]
         for key, value in self.metadata.items():
             cmd += ["-metadata", f"{key}={value}"]
-        cmd.append(str(self._temp_path))
         return cmd
 
     def _start(self, width: int, height: int) -> None:
         # stderr goes to a file, not a pipe: a full pipe nobody reads would block ffmpeg.
         self._stderr = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
-            self._command(width, height), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+            self._video_command(width, height), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
         )
 
     def write(self, frame: np.ndarray) -> None:
@@ -496,6 +512,8 @@ class VideoWriter:
             returncode = self._stop(timeout=WRITER_CLOSE_TIMEOUT_S)
             if returncode != 0:
                 raise VideoWriteError(self._failure_message(returncode))
+            if self.has_audio:
+                self._add_audio()
             os.replace(self._temp_path, self.path)
         finally:
             self._cleanup()
@@ -526,11 +544,28 @@ class VideoWriter:
                 f"ffmpeg did not finish writing '{self.path.name}' within {timeout:.0f} s and was stopped."
             ) from None
 
+    def _add_audio(self) -> None:
+        try:
+            result = subprocess.run(
+                self._audio_command(), capture_output=True, timeout=WRITER_CLOSE_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired as error:
+            raise VideoWriteError(
+                f"ffmpeg did not finish adding audio to '{self.path.name}' within {WRITER_CLOSE_TIMEOUT_S:.0f} s."
+            ) from error
+        if result.returncode != 0:
+            tail = " | ".join(result.stderr.decode("utf-8", errors="replace").strip().splitlines()[-3:])
+            raise VideoWriteError(
+                f"ffmpeg failed adding the audio of '{self.audio_from}' to '{self.path.name}' "
+                f"(exit code {result.returncode}): {tail or 'no message'}. Try another audio source."
+            )
+
     def _cleanup(self) -> None:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
         self._temp_path.unlink(missing_ok=True)
+        self._video_only_path.unlink(missing_ok=True)
 
     def _failure_message(self, returncode: int | None) -> str:
         output = ""
