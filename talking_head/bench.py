@@ -1,0 +1,412 @@
+"""Benchmarks: networks, fine-tuning, landmarks and the end-to-end pipeline.
+
+Every number is a median over repeated runs after a warm-up run, measured on
+the machine described by :func:`machine_info` (printed with the results):
+
+- E and G milliseconds per frame, per preset and batch size (CPU float32;
+  CUDA bfloat16 autocast when a GPU is present);
+- fine-tuning milliseconds per step (one D' and one G' update, all shots);
+- landmark frames per second on a synthetic 512×512 talking clip, full
+  detection vs tracking with the previous box as a hint;
+- end-to-end seconds of ``python -m talking_head animate`` for a synthetic
+  clip (10 s by default) with 0 and 40 fine-tuning steps, and the peak RSS of
+  that process (``wait4``'s ``ru_maxrss``; ffmpeg's own processes not counted).
+
+The results are a JSON-ready dict (:func:`run_benchmarks`) and a plain-text
+table (:func:`format_table`). ``scripts/bench_models.py`` measures the same
+network timings with parameter counts and MACs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astronaut.png"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure; written into the results."""
+
+    presets: tuple[str, ...] = ("cpu", "paper")  # network presets for E/G timings
+    batch_sizes: tuple[int, ...] = (1, 8)  # batch sizes for E/G timings
+    repeats: int = 3  # timed runs per measurement (the median is reported)
+    finetune_preset: str = "cpu"  # preset for fine-tuning ms/step and the end-to-end runs
+    finetune_steps: int = 5  # timed fine-tuning steps (after one warm-up step)
+    shots: int = 1  # shots used for fine-tuning
+    landmark_frames: int = 60  # frames of the synthetic clip for landmark frames/s
+    clip_seconds: float = 10.0  # length of the synthetic driving clip for end-to-end runs
+    clip_fps: float = 25.0  # its frame rate
+    clip_size: int = 512  # its frame side in pixels
+    end_to_end_steps: tuple[int, ...] = (0, 40)  # fine-tuning steps of the end-to-end runs
+    weights: str | None = None  # weights for the end-to-end runs (None: random weights of finetune_preset)
+    landmarks_backend: str = "auto"  # landmark detector to time
+
+    @classmethod
+    def quick(cls) -> BenchConfig:
+        """A seconds-long run on the tiny preset (for tests and smoke checks)."""
+        return cls(
+            presets=("tiny",),
+            batch_sizes=(1, 2),
+            repeats=1,
+            finetune_preset="tiny",
+            finetune_steps=1,
+            landmark_frames=4,
+            clip_seconds=0.4,
+            clip_fps=10.0,
+            clip_size=256,
+            end_to_end_steps=(0, 1),
+        )
+
+
+# ----- machine and timing helpers -----------------------------------------
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError, StopIteration):
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal"))
+        return round(kib / 2**20, 1)
+    return None
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, memory, load, torch version/threads and GPU, with a one-line ``summary``."""
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    info = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": _memory_gib(),
+        "load_average_1m": round(load[0], 2) if load else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+    }
+    info["summary"] = (
+        f"{info['cpu']}; {info['cores']} cores; {info['memory_gib']} GiB RAM; load {info['load_average_1m']}; "
+        f"torch {info['torch']} ({info['torch_threads']} threads); {gpu or 'no GPU'}"
+    )
+    return info
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
+    """Median wall time of ``fn`` over ``repeats`` runs after one warm-up run."""
+    times = []
+    for i in range(repeats + 1):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        if i:  # the first run warms caches and allocators
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _devices() -> list[tuple[str, Any]]:
+    import torch
+
+    devices = [("cpu", torch.float32)]
+    if torch.cuda.is_available():
+        devices.append(("cuda", torch.bfloat16))
+    return devices
+
+
+# ----- networks ------------------------------------------------------------
+
+
+def bench_networks(preset: str, batch_sizes: tuple[int, ...], repeats: int) -> list[dict[str, Any]]:
+    """E and G ms/frame for one preset, per device and batch size (no gradients, cached SN)."""
+    import torch
+    from torch.nn.utils import parametrize
+
+    from talking_head.config import ModelConfig
+    from talking_head.embedder import Embedder
+    from talking_head.generator import Generator
+
+    config = ModelConfig.preset(preset)
+    torch.manual_seed(0)
+    embedder, generator = Embedder(config).eval(), Generator(config).eval()
+    rows = []
+    for device, dtype in _devices():
+        embedder.to(device), generator.to(device)
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        for batch in batch_sizes:
+            x = torch.randn(batch, 3, config.image_size, config.image_size, device=device)
+            y = torch.randn_like(x)
+            e = torch.rand(batch, config.embedding_dim, device=device)
+            autocast = torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32)
+            # parametrize.cached(): spectral norms computed once per call, as at inference.
+            with torch.no_grad(), autocast, parametrize.cached():
+                e_s = median_seconds(lambda: embedder(x, y), repeats, sync)
+                g_s = median_seconds(lambda: generator(y, e), repeats, sync)
+            rows.append({
+                "preset": preset,
+                "device": device,
+                "dtype": str(dtype).removeprefix("torch."),
+                "batch": batch,
+                "embedder_ms_per_frame": 1000 * e_s / batch,
+                "generator_ms_per_frame": 1000 * g_s / batch,
+                "generator_frames_per_s": batch / g_s,
+            })
+    return rows
+
+
+# ----- synthetic clip ------------------------------------------------------
+
+
+def synthetic_talking_frames(num_frames: int, size: int = 512, seed: int = 0) -> Iterator[np.ndarray]:
+    """The example photo with small head motions (shift, scale, roll): ``size``² RGB frames."""
+    import cv2
+
+    from talking_head.images import load_image
+
+    photo = cv2.resize(load_image(REPO_EXAMPLE), (size, size), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(seed)
+    phase = rng.uniform(0, 2 * np.pi, 4)
+    for t in range(num_frames):
+        angle = 3.0 * np.sin(0.21 * t + phase[0])
+        scale = 1.0 + 0.03 * np.sin(0.13 * t + phase[1])
+        matrix = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+        matrix[:, 2] += size * 0.02 * np.sin([0.17 * t + phase[2], 0.11 * t + phase[3]])
+        yield cv2.warpAffine(photo, matrix, (size, size), borderMode=cv2.BORDER_REFLECT)
+
+
+def write_synthetic_clip(path: Path, seconds: float, fps: float, size: int) -> Path:
+    """Write :func:`synthetic_talking_frames` as an MP4 (no audio) of ``seconds`` at ``fps``."""
+    from talking_head.video import VideoWriter
+
+    with VideoWriter(path, fps) as writer:
+        for frame in synthetic_talking_frames(max(1, int(round(seconds * fps))), size):
+            writer.write(frame)
+    return path
+
+
+# ----- landmarks -----------------------------------------------------------
+
+
+def bench_landmarks(num_frames: int, size: int, backend: str = "auto") -> dict[str, Any]:
+    """Landmark frames/s on the synthetic clip: full detection vs tracking (previous box as hint)."""
+    from talking_head.landmarks import get_detector
+
+    detector = get_detector(backend)
+    frames = list(synthetic_talking_frames(num_frames + 1, size))
+    detector.detect(frames[0])  # warm-up (FAN's first call builds kernels)
+    start = time.perf_counter()
+    for frame in frames[1:]:
+        detector.detect(frame)
+    full_s = time.perf_counter() - start
+    box = detector.detect(frames[0]).box
+    start = time.perf_counter()
+    for frame in frames[1:]:
+        box = detector.detect(frame, box_hint=box).box
+    track_s = time.perf_counter() - start
+    return {
+        "backend": detector.name,
+        "frame_size": size,
+        "frames": num_frames,
+        "detect_frames_per_s": num_frames / full_s,
+        "track_frames_per_s": num_frames / track_s,
+    }
+
+
+# ----- fine-tuning ---------------------------------------------------------
+
+
+def bench_finetune(preset: str, steps: int, shots: int) -> dict[str, Any]:
+    """Fine-tuning ms/step (median of ``steps`` timed steps after a warm-up step) on random weights."""
+    import torch
+
+    from talking_head.config import ModelConfig
+    from talking_head.finetune import finetune_person
+    from talking_head.model import TalkingHeadModel
+    from talking_head.person import embed_person
+
+    torch.manual_seed(0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = TalkingHeadModel(ModelConfig.preset(preset)).to(device)
+    photos = list(synthetic_talking_frames(shots, 512))
+    person = embed_person(model, photos)
+    stamps: list[float] = []
+
+    def record(step: int, total: int, losses: dict[str, float]) -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+
+    start = time.perf_counter()
+    finetune_person(model, person, steps=steps + 1, callback=record)
+    step_times = np.diff([start] + stamps)[1:]  # drop the warm-up step
+    return {
+        "preset": preset,
+        "device": device,
+        "shots": len(person.shots),
+        "steps_timed": len(step_times),
+        "ms_per_step": 1000 * float(np.median(step_times)),
+    }
+
+
+# ----- end to end ----------------------------------------------------------
+
+
+def _random_weights(preset: str, folder: Path) -> Path:
+    import torch
+
+    from talking_head.config import ModelConfig
+    from talking_head.model import TalkingHeadModel
+
+    torch.manual_seed(0)
+    TalkingHeadModel(ModelConfig.preset(preset)).save_pretrained(folder)
+    return folder
+
+
+def run_child(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a command; wall seconds, exit code and the child's peak RSS (``wait4``)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    # Read the output while it runs (a full pipe would block the child), then reap it with wait4.
+    output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "seconds": time.perf_counter() - start,
+        "exit_code": proc.returncode,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "output_tail": output[-2000:],
+    }
+
+
+def bench_end_to_end(config: BenchConfig, workdir: Path) -> list[dict[str, Any]]:
+    """``python -m talking_head animate`` on a synthetic clip, once per step count."""
+    clip = write_synthetic_clip(workdir / "driving.mp4", config.clip_seconds, config.clip_fps, config.clip_size)
+    photo = workdir / "photo.png"
+    from PIL import Image
+
+    Image.fromarray(next(synthetic_talking_frames(1, config.clip_size, seed=1))).save(photo)
+    weights = config.weights or str(_random_weights(config.finetune_preset, workdir / "weights"))
+    rows = []
+    for steps in config.end_to_end_steps:
+        out = workdir / f"out_{steps}.mp4"
+        command = [
+            sys.executable, "-m", "talking_head", "animate", "--photos", str(photo), "--driving", str(clip),
+            "--steps", str(steps), "--out", str(out), "--weights", weights,
+        ]
+        result = run_child(command, env=os.environ | {"TQDM_DISABLE": "1"})
+        result.pop("output_tail") if result["exit_code"] == 0 else None
+        rows.append({"clip_seconds": config.clip_seconds, "fps": config.clip_fps, "steps": steps, "weights": weights} | result)
+    return rows
+
+
+# ----- everything ----------------------------------------------------------
+
+
+def _timed(results: dict[str, Any], key: str, fn: Callable[[], Any]) -> None:
+    """Store ``fn()`` under ``key``; a failing part is recorded, not fatal (the rest still runs)."""
+    start = time.perf_counter()
+    try:
+        results[key] = fn()
+    except Exception as err:  # noqa: BLE001 - a benchmark part may fail; report it and go on
+        results[key] = {"error": f"{type(err).__name__}: {err}"}
+    results["seconds"][key] = time.perf_counter() - start
+
+
+def run_benchmarks(config: BenchConfig = BenchConfig(), progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """All benchmarks; a JSON-ready dict with the machine, the config and every table."""
+    say = progress or (lambda _msg: None)
+    results: dict[str, Any] = {"machine": machine_info(), "config": asdict(config), "seconds": {}}
+    say(results["machine"]["summary"])
+    started = time.perf_counter()
+    say("networks ...")
+    _timed(results, "networks", lambda: [row for p in config.presets for row in bench_networks(p, config.batch_sizes, config.repeats)])
+    say("fine-tuning ...")
+    _timed(results, "finetune", lambda: bench_finetune(config.finetune_preset, config.finetune_steps, config.shots))
+    say("landmarks ...")
+    _timed(results, "landmarks", lambda: bench_landmarks(config.landmark_frames, config.clip_size, config.landmarks_backend))
+    say("end to end ...")
+    with tempfile.TemporaryDirectory(prefix="talking_head_bench_") as tmp:
+        _timed(results, "end_to_end", lambda: bench_end_to_end(config, Path(tmp)))
+    results["seconds"]["total"] = time.perf_counter() - started
+    results["peak_rss_mib"] = peak_rss_mib()
+    return results
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """Plain-text tables of :func:`run_benchmarks`' results."""
+    lines = [f"machine: {results['machine']['summary']}", ""]
+    networks = results.get("networks")
+    if isinstance(networks, list):
+        lines += ["preset  device dtype     batch  E ms/frame  G ms/frame  G frames/s"]
+        for r in networks:
+            lines.append(
+                f"{r['preset']:<7} {r['device']:<6} {r['dtype']:<9} {r['batch']:>5}  {_f(r['embedder_ms_per_frame']):>10}"
+                f"  {_f(r['generator_ms_per_frame']):>10}  {_f(r['generator_frames_per_s'], 2):>10}"
+            )
+    else:
+        lines.append(f"networks: {networks}")
+    ft = results.get("finetune", {})
+    if "ms_per_step" in ft:
+        lines += ["", f"fine-tuning ({ft['preset']}, {ft['device']}, {ft['shots']} shot(s)): {_f(ft['ms_per_step'])} ms/step"]
+    else:
+        lines += ["", f"fine-tuning: {ft}"]
+    lm = results.get("landmarks", {})
+    if "detect_frames_per_s" in lm:
+        lines.append(
+            f"landmarks ({lm['backend']}, {lm['frame_size']}x{lm['frame_size']}): detection {_f(lm['detect_frames_per_s'])}"
+            f" frames/s, tracking {_f(lm['track_frames_per_s'])} frames/s"
+        )
+    else:
+        lines.append(f"landmarks: {lm}")
+    e2e = results.get("end_to_end")
+    if isinstance(e2e, list):
+        lines += ["", "end to end (animate CLI)   steps  seconds  peak RSS MiB  exit"]
+        for r in e2e:
+            label = f"{_f(r['clip_seconds'])} s clip @ {_f(r['fps'], 0)} fps"
+            lines.append(f"{label:<26} {r['steps']:>5}  {_f(r['seconds']):>7}  {_f(r['peak_rss_mib'], 0):>12}  {r['exit_code']:>4}")
+    else:
+        lines += ["", f"end to end: {e2e}"]
+    lines += ["", f"bench process peak RSS: {_f(results['peak_rss_mib'], 0)} MiB; total {_f(results['seconds']['total'])} s"]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(results: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
+    """Write the JSON and the text table next to it (``.txt``)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    table = out.with_suffix(".txt")
+    table.write_text(format_table(results), encoding="utf-8")
+    return out, table

@@ -1,0 +1,42 @@
+"""``python -m talking_head bench``: networks, fine-tuning, landmarks and end-to-end timings."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of the ``bench`` command."""
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run on the tiny preset")
+    parser.add_argument("--presets", nargs="+", help="network presets to time (default: cpu paper)")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, help="batch sizes for E/G (default: 1 8)")
+    parser.add_argument("--repeats", type=int, help="timed runs per measurement (default 3; the median is reported)")
+    parser.add_argument("--weights", help="weights folder or repo id for the end-to-end runs (default: random weights)")
+    parser.add_argument("--clip-seconds", type=float, help="length of the synthetic driving clip (default 10)")
+    parser.add_argument("--landmarks", choices=("auto", "fan", "dlib"), help="landmark detector to time")
+    parser.add_argument("--out", help="write results as JSON here and the table next to it (.txt)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmarks, print the machine and the tables, optionally write them."""
+    from talking_head.bench import BenchConfig, format_table, run_benchmarks, write_results
+
+    config = BenchConfig.quick() if args.quick else BenchConfig()
+    overrides = {
+        "presets": tuple(args.presets) if args.presets else None,
+        "batch_sizes": tuple(args.batch_sizes) if args.batch_sizes else None,
+        "repeats": args.repeats,
+        "weights": args.weights,
+        "clip_seconds": args.clip_seconds,
+        "landmarks_backend": args.landmarks,
+    }
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    results = run_benchmarks(config, progress=lambda msg: print(msg, flush=True))
+    print()
+    print(format_table(results), end="")
+    if args.out:
+        json_path, table_path = write_results(results, args.out)
+        print(f"wrote {json_path} and {table_path}")
+    failed = [k for k, v in results.items() if isinstance(v, dict) and "error" in v]
+    return 1 if failed else 0

@@ -1,0 +1,82 @@
+"""``python -m talking_head evaluate``: the paper's self-/cross-reenactment protocol on a folder of clips."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 1,8; got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of the ``evaluate`` command."""
+    from talking_head.config import PRESETS
+
+    parser.add_argument("--videos", required=True, help="folder of <identity>/<clip>.mp4 (or id/video/clip.mp4) clips")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--weights", help="weights folder or Hugging Face repo id")
+    source.add_argument(
+        "--random-weights", metavar="PRESET", choices=sorted(PRESETS), help="random weights of a preset: a floor for the numbers"
+    )
+    parser.add_argument("--revision", help="Hub revision of --weights")
+    parser.add_argument("--shots", type=_int_list, default=(1, 8), help="shot frames per person, comma-separated (default 1,8)")
+    parser.add_argument("--steps", type=_int_list, default=(0, 40), help="fine-tuning steps, comma-separated; 0 = FF (default 0,40)")
+    parser.add_argument("--holdout", type=int, default=32, help="hold-out frames per clip (default 32, as the paper)")
+    parser.add_argument("--max-clips", type=int, help="evaluate only the first N clips")
+    parser.add_argument("--max-seconds", type=float, help="read at most this many seconds of each clip")
+    parser.add_argument("--no-cross", action="store_true", help="skip cross-reenactment")
+    parser.add_argument("--no-copy", action="store_true", help="skip the copy-the-shot-frame baseline")
+    parser.add_argument("--landmarks", default="auto", choices=("auto", "fan", "dlib"), help="landmark detector")
+    parser.add_argument("--seed", type=int, default=0, help="seed for fine-tuning")
+    parser.add_argument("--out", required=True, help="REPORT.json; the Markdown table goes next to it as REPORT.md")
+
+
+def _load_model(args: argparse.Namespace):  # -> TalkingHeadModel
+    import torch
+
+    from talking_head.model import TalkingHeadModel
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.random_weights:
+        from talking_head.config import ModelConfig
+
+        torch.manual_seed(args.seed)
+        model = TalkingHeadModel(ModelConfig.preset(args.random_weights))
+        return model.to(device).eval(), f"random {args.random_weights} (seed {args.seed})"
+    return TalkingHeadModel.from_pretrained(args.weights, revision=args.revision, device=device).eval(), args.weights
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, write REPORT.json + REPORT.md, print the table."""
+    from talking_head.bench import machine_info
+    from talking_head.evaluate import EvalConfig, evaluate, markdown_report, write_report
+
+    config = EvalConfig(
+        shots=args.shots,
+        steps=args.steps,
+        holdout=args.holdout,
+        max_clips=args.max_clips,
+        max_seconds=args.max_seconds,
+        cross=not args.no_cross,
+        baseline_copy=not args.no_copy,
+        landmarks_backend=args.landmarks,
+        seed=args.seed,
+    )
+    model, weights = _load_model(args)
+    report = evaluate(model, args.videos, config, progress=lambda msg: log.info("%s", msg))
+    report["weights"] = weights
+    report["machine"] = machine_info()
+    json_path, md_path = write_report(report, args.out)
+    print(markdown_report(report))
+    print(f"wrote {json_path} and {md_path}")
+    return 0

@@ -1,0 +1,57 @@
+"""Benchmarks: helpers, and the quick mode end to end on the tiny preset."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from talking_head import bench
+
+
+def test_machine_info_names_the_machine() -> None:
+    info = bench.machine_info()
+    assert info["cores"] >= 1 and info["torch"] and info["cpu"]
+    assert info["cpu"] in info["summary"] and ("no GPU" in info["summary"] or info["gpu"])
+
+
+def test_median_seconds_skips_warmup() -> None:
+    calls = []
+    assert bench.median_seconds(lambda: calls.append(1), repeats=3) >= 0.0
+    assert len(calls) == 4  # one warm-up run + three timed runs
+
+
+def test_synthetic_frames_move() -> None:
+    frames = list(bench.synthetic_talking_frames(3, size=128))
+    assert all(f.shape == (128, 128, 3) and f.dtype == np.uint8 for f in frames)
+    assert np.abs(frames[0].astype(int) - frames[2].astype(int)).mean() > 1.0
+
+
+def test_run_child_reports_rss_and_exit_code() -> None:
+    ok = bench.run_child([sys.executable, "-c", "x = bytearray(50 * 2**20); print('hi')"])
+    assert ok["exit_code"] == 0 and "hi" in ok["output_tail"]
+    assert ok["peak_rss_mib"] >= 50
+    assert bench.run_child([sys.executable, "-c", "raise SystemExit(3)"])["exit_code"] == 3
+
+
+def test_bench_quick_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from talking_head.__main__ import main
+
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--quick", "--landmarks", "dlib", "--out", str(out)])
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())
+    errors = {k: v for k, v in results.items() if isinstance(v, dict) and "error" in v}
+    assert not errors, errors
+    assert code == 0
+    assert {r["batch"] for r in results["networks"]} == {1, 2}
+    assert all(r["generator_ms_per_frame"] > 0 for r in results["networks"])
+    assert results["finetune"]["ms_per_step"] > 0
+    assert results["landmarks"]["backend"] == "dlib" and results["landmarks"]["track_frames_per_s"] > 0
+    e2e = results["end_to_end"]
+    assert [r["steps"] for r in e2e] == [0, 1]
+    assert all(r["exit_code"] == 0 and r["seconds"] > 0 and r["peak_rss_mib"] > 50 for r in e2e), e2e
+    assert "machine:" in printed and "G ms/frame" in printed and out.with_suffix(".txt").exists()
