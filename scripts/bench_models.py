@@ -1,0 +1,123 @@
+"""Size and speed of the networks E, G (+P), D for each ModelConfig preset.
+
+Prints the machine, parameter counts (E, G with P, P alone, D's conv part V
+and its per-video W), MACs per frame of E and G, and ms/frame of E and G per
+batch size (median over repeats) on CPU, plus CUDA bf16 where a GPU exists.
+
+    python scripts/bench_models.py --presets paper cpu --batch-sizes 1 8 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.utils.flop_counter import FlopCounterMode
+
+# Run from a checkout without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from talking_head.config import PRESETS, ModelConfig
+from talking_head.discriminator import VIDEO_TABLE_PREFIX, Discriminator
+from talking_head.embedder import Embedder
+from talking_head.generator import Generator
+
+NUM_VIDEOS_FOR_W = 1000  # W size shown for scale: one row per training video
+
+
+def describe_machine() -> str:
+    """One line naming the CPU, its core count, torch threads and any GPU."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}, {torch.get_num_threads()} threads; {gpu}"
+
+
+def count_params(module: nn.Module, skip_prefix: str | None = None) -> int:
+    """Trainable parameter count (spectral-norm originals counted once)."""
+    return sum(p.numel() for n, p in module.named_parameters() if not (skip_prefix and n.startswith(skip_prefix)))
+
+
+def macs_per_frame(fn: Callable[[], object], batch: int) -> float:
+    """Multiply-accumulates per frame of ``fn`` (FlopCounterMode counts 2 FLOPs per MAC)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 2 / batch
+
+
+def median_ms_per_frame(fn: Callable[[], object], batch: int, repeats: int, sync: Callable[[], None]) -> float:
+    """Median wall time per frame over ``repeats`` runs, after one warm-up run."""
+    times = []
+    for i in range(repeats + 1):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        if i:  # the first run warms caches and allocators
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times) / batch
+
+
+def bench_preset(name: str, config: ModelConfig, batch_sizes: list[int], repeats: int) -> None:
+    """Print sizes, MACs and timings for one preset."""
+    torch.manual_seed(0)
+    embedder, generator = Embedder(config).eval(), Generator(config).eval()
+    discriminator = Discriminator(config, num_videos=NUM_VIDEOS_FOR_W)
+    v_params = count_params(discriminator, skip_prefix=VIDEO_TABLE_PREFIX)
+    print(f"\n== preset {name}: {config.image_size}x{config.image_size}, N={config.embedding_dim}")
+    print(f"params  E {count_params(embedder) / 1e6:7.2f}M | G {count_params(generator) / 1e6:7.2f}M "
+          f"(P {count_params(generator.projection) / 1e6:.2f}M, {generator.n_adain_params} AdaIN params) | "
+          f"D conv part V {v_params / 1e6:7.2f}M + W {NUM_VIDEOS_FOR_W}x{config.embedding_dim} "
+          f"{(count_params(discriminator) - v_params) / 1e6:.2f}M")
+
+    def inputs(batch: int, device: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = torch.randn(batch, 3, config.image_size, config.image_size, device=device, dtype=dtype)
+        y = torch.randn_like(x)
+        e = torch.rand(batch, config.embedding_dim, device=device, dtype=dtype)
+        return x, y, e
+
+    x, y, e = inputs(1, "cpu", torch.float32)
+    print(f"MACs/frame  E {macs_per_frame(lambda: embedder(x, y), 1) / 1e9:.2f} G | "
+          f"G {macs_per_frame(lambda: generator(y, e), 1) / 1e9:.2f} G")
+
+    devices = [("cpu", torch.float32)] + ([("cuda", torch.bfloat16)] if torch.cuda.is_available() else [])
+    for device, dtype in devices:
+        embedder.to(device), generator.to(device)
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        for batch in batch_sizes:
+            x, y, e = inputs(batch, device, torch.float32)
+            autocast = torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32)
+            # parametrize.cached(): spectral norms are computed once per call, as at inference.
+            with torch.no_grad(), autocast, parametrize.cached():
+                ms_e = median_ms_per_frame(lambda: embedder(x, y), batch, repeats, sync)
+                ms_g = median_ms_per_frame(lambda: generator(y, e), batch, repeats, sync)
+            print(f"{device} {str(dtype).removeprefix('torch.')} batch {batch:3d}: E {ms_e:8.1f} ms/frame | "
+                  f"G {ms_g:8.1f} ms/frame = {1000 / ms_g:6.1f} frames/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median is printed)")
+    args = parser.parse_args()
+    print(describe_machine())
+    for name in args.presets:
+        bench_preset(name, PRESETS[name], args.batch_sizes, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
