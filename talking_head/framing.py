@@ -119,8 +119,9 @@ def smooth_crop_boxes(boxes: Sequence[CropBox] | np.ndarray, strength: float) ->
     """
     if strength < 0:
         raise ValueError(f"strength must be >= 0, got {strength}")
-    array = np.array([box.as_array() for box in boxes] if not isinstance(boxes, np.ndarray) else boxes,
-                     dtype=np.float64).reshape(-1, 3)
+    array = np.array(
+        [box.as_array() for box in boxes] if not isinstance(boxes, np.ndarray) else boxes, dtype=np.float64
+    ).reshape(-1, 3)
     if len(array) == 0 or strength == 0:
         return [CropBox.from_array(row) for row in array]
     if (array[:, 2] <= 0).any() or not np.isfinite(array).all():
@@ -132,7 +133,7 @@ def smooth_crop_boxes(boxes: Sequence[CropBox] | np.ndarray, strength: float) ->
     new_size = np.exp(smoothed[:, 2])
     return [
         CropBox(float(cx - s / 2), float(cy - s / 2), float(s))
-        for cx, cy, s in zip(smoothed[:, 0], smoothed[:, 1], new_size)
+        for cx, cy, s in zip(smoothed[:, 0], smoothed[:, 1], new_size, strict=True)
     ]
 
 
@@ -159,7 +160,9 @@ def _antialias_sigma(shrink: float) -> float:
     return max(0.0, (shrink - 1.0) / 2.0)
 
 
-def _region(image: np.ndarray, x_start: int, y_start: int, width: int, height: int, border: str) -> np.ndarray:
+def _region(
+    image: np.ndarray, x_start: int, y_start: int, width: int, height: int, border: str
+) -> np.ndarray:
     """``image[y_start:y_start+height, x_start:x_start+width]``, filled outside the image."""
     image_h, image_w = image.shape[:2]
     top, left = max(0, -y_start), max(0, -x_start)
@@ -175,7 +178,9 @@ def _region(image: np.ndarray, x_start: int, y_start: int, width: int, height: i
     cols = np.arange(x_start, x_start + width)
     region = image[np.clip(rows, 0, image.shape[0] - 1)][:, np.clip(cols, 0, image.shape[1] - 1)]
     if border == "black":
-        inside = ((rows >= 0) & (rows < image.shape[0]))[:, None] & ((cols >= 0) & (cols < image.shape[1]))[None]
+        inside = ((rows >= 0) & (rows < image.shape[0]))[:, None] & ((cols >= 0) & (cols < image.shape[1]))[
+            None
+        ]
         region[~inside] = 0
     return region
 
@@ -206,8 +211,11 @@ def crop_image(image: np.ndarray, box: CropBox, out_size: int, border: str = "re
     shifted = CropBox(box.x0 - x_start, box.y0 - y_start, box.size)
     interpolation = cv2.INTER_LINEAR if shrink >= 1 else cv2.INTER_CUBIC
     return cv2.warpAffine(
-        region, _crop_matrix(shifted, out_size), (out_size, out_size),
-        flags=interpolation, borderMode=cv2.BORDER_REPLICATE,
+        region,
+        _crop_matrix(shifted, out_size),
+        (out_size, out_size),
+        flags=interpolation,
+        borderMode=cv2.BORDER_REPLICATE,
     )
 
 
@@ -233,8 +241,8 @@ def paste_back(image: np.ndarray, crop: np.ndarray, box: CropBox, feather: float
     crop = np.asarray(crop)
     if crop.ndim != 3 or crop.shape[0] != crop.shape[1] or crop.shape[2] != 3:
         raise ValueError(f"expected a square RGB crop (S, S, 3), got {crop.shape}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an RGB image (H, W, 3), got {image.shape}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or crop.dtype != np.uint8:
+        raise ValueError(f"expected RGB uint8 image and crop, got {image.dtype} {image.shape}, {crop.dtype}")
     out_size = crop.shape[0]
     height, width = image.shape[:2]
     # Image rows/columns the box touches (interpolation reaches one pixel beyond the box).
@@ -253,9 +261,14 @@ def paste_back(image: np.ndarray, crop: np.ndarray, box: CropBox, feather: float
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     warped = cv2.warpAffine(source, to_crop, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
     alpha = cv2.warpAffine(
-        _feather_mask(out_size, feather), to_crop, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0
-    )[..., None]
-    original = result[y_start:y_end, x_start:x_end].astype(np.float32)
-    blended = alpha * warped.astype(np.float32) + (1.0 - alpha) * original
-    result[y_start:y_end, x_start:x_end] = np.clip(np.rint(blended), 0, 255).astype(image.dtype)
+        _feather_mask(out_size, feather),
+        to_crop,
+        size,
+        flags=flags,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    original = np.ascontiguousarray(result[y_start:y_end, x_start:x_end])
+    # alpha · warped + (1 − alpha) · original, in one OpenCV pass (several times faster than numpy here).
+    result[y_start:y_end, x_start:x_end] = cv2.blendLinear(warped, original, alpha, 1.0 - alpha)
     return result

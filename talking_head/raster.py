@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["LandmarkPart", "LANDMARK_PARTS", "rasterize_landmarks", "rasterize_landmarks_batch", "line_width_for"]
+__all__ = [
+    "LandmarkPart",
+    "LANDMARK_PARTS",
+    "rasterize_landmarks",
+    "rasterize_landmarks_batch",
+    "line_width_for",
+]
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,6 @@ def rasterize_landmarks_batch(
     points = _check_points(points, (points.shape[0],) if points.ndim == 3 else (-1,))
     canvases = np.zeros((points.shape[0], height, width, 3), dtype=np.uint8)
     width_px = line_width or line_width_for(height, width)
-    for canvas, face in zip(canvases, points):
+    for canvas, face in zip(canvases, points, strict=True):
         _draw(canvas, face, width_px)
     return canvases

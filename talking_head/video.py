@@ -129,7 +129,7 @@ def _parse_video_stream(line: str, rotation_lines: list[str]) -> tuple[tuple[int
     size = (int(size_match.group(1)), int(size_match.group(2))) if size_match else (0, 0)
     fps = 0.0
     # Prefer the stream's stated fps over tbr (its time-base guess) when both are there.
-    for number, kilo, kind in sorted(_FPS_RE.findall(line), key=lambda match: match[2] != "fps"):
+    for number, kilo, _kind in sorted(_FPS_RE.findall(line), key=lambda match: match[2] != "fps"):
         fps = float(number) * (1000.0 if kilo else 1.0)
         break
     for rotation_line in rotation_lines:
@@ -146,11 +146,9 @@ def _probe_streams(path: Path) -> _Streams:
     and equals the number of decoded frames for ordinary files.
     """
     _check_readable(path)
-    cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
-        # 'V' (capital) skips attached pictures such as cover art in audio files.
-        "-map", "0:V:0?", "-an", "-sn", "-dn", "-c", "copy", "-f", "null", "-",
-    ]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]
+    # 'V' (capital) skips attached pictures such as cover art in audio files.
+    cmd += ["-map", "0:V:0?", "-an", "-sn", "-dn", "-c", "copy", "-f", "null", "-"]
     try:
         result = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as error:
@@ -320,9 +318,7 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def read_video_frames(
-    path: str | os.PathLike, max_seconds: float | None = None
-) -> tuple[np.ndarray, float]:
+def read_video_frames(path: str | os.PathLike, max_seconds: float | None = None) -> tuple[np.ndarray, float]:
     """Read a whole (short) clip into memory: ``(frames (T, H, W, 3) uint8, fps)``.
 
     Meant for tests and small clips; use :class:`VideoReader` to stream long ones.
@@ -440,11 +436,10 @@ class VideoWriter:
     def _video_command(self, width: int, height: int) -> list[str]:
         """Pass 1: raw RGB frames on stdin → H.264 video (the final file when there is no audio)."""
         fps = Fraction(self.fps).limit_denominator(1001)
-        cmd = [
-            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-            "-an", "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(self.crf), "-pix_fmt", "yuv420p",
-        ]
+        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
+        cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-"]
+        cmd += ["-an", "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(self.crf)]
+        cmd += ["-pix_fmt", "yuv420p"]
         if self.has_audio:
             return cmd + [str(self._video_only_path)]
         return cmd + self._final_options() + [str(self._temp_path)]
@@ -457,7 +452,8 @@ class VideoWriter:
         overshoots by up to ~1 s of buffered audio.
         """
         duration = f"{self.num_frames / self.fps:.6f}"
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(self._video_only_path)]
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+        cmd += ["-i", str(self._video_only_path)]
         if self.audio_max_seconds is not None:
             cmd += ["-t", f"{self.audio_max_seconds:.6f}"]  # input option: read only this much audio
         cmd += ["-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
@@ -474,7 +470,10 @@ class VideoWriter:
         # stderr goes to a file, not a pipe: a full pipe nobody reads would block ffmpeg.
         self._stderr = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
-            self._video_command(width, height), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+            self._video_command(width, height),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
         )
 
     def write(self, frame: np.ndarray) -> None:
@@ -551,7 +550,8 @@ class VideoWriter:
             )
         except subprocess.TimeoutExpired as error:
             raise VideoWriteError(
-                f"ffmpeg did not finish adding audio to '{self.path.name}' within {WRITER_CLOSE_TIMEOUT_S:.0f} s."
+                f"ffmpeg did not finish adding audio to '{self.path.name}' "
+                f"within {WRITER_CLOSE_TIMEOUT_S:.0f} s."
             ) from error
         if result.returncode != 0:
             tail = " | ".join(result.stderr.decode("utf-8", errors="replace").strip().splitlines()[-3:])

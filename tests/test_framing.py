@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from test_raster import synthetic_face
 
 from talking_head.framing import (
     FRAME_SCALE,
@@ -16,7 +17,6 @@ from talking_head.framing import (
     points_to_crop,
     smooth_crop_boxes,
 )
-from test_raster import synthetic_face
 
 
 def smooth_image(height: int = 240, width: int = 320) -> np.ndarray:
@@ -56,7 +56,9 @@ def test_crop_box_follows_translation_and_scale() -> None:
     points = synthetic_face(100)
     box = crop_box_from_landmarks(points)
     moved = crop_box_from_landmarks(points + (12.5, -7.0))
-    assert (moved.x0, moved.y0, moved.size) == pytest.approx((box.x0 + 12.5, box.y0 - 7.0, box.size), abs=1e-4)
+    assert (moved.x0, moved.y0, moved.size) == pytest.approx(
+        (box.x0 + 12.5, box.y0 - 7.0, box.size), abs=1e-4
+    )
     doubled = crop_box_from_landmarks(points * 2)
     assert doubled.as_array() == pytest.approx(box.as_array() * 2, abs=1e-3)
 
@@ -116,7 +118,11 @@ def test_crop_at_integer_box_and_scale_one_is_exact_and_pastes_back_exactly() ->
 
 @pytest.mark.parametrize(
     ("box", "out_size"),
-    [(CropBox(50.3, 40.7, 150.5), 75), (CropBox(50.3, 40.7, 150.5), 300), (CropBox(-30.2, -20.6, 200.0), 100)],
+    [
+        (CropBox(50.3, 40.7, 150.5), 75),
+        (CropBox(50.3, 40.7, 150.5), 300),
+        (CropBox(-30.2, -20.6, 200.0), 100),
+    ],
 )
 def test_crop_then_paste_back_reproduces_the_image(box: CropBox, out_size: int) -> None:
     image = smooth_image()
@@ -183,7 +189,9 @@ def test_points_to_and_from_crop_are_inverse() -> None:
     assert np.allclose(corners, [[0, 0], [256, 256]], atol=1e-4)
 
 
-@pytest.mark.parametrize(("box", "out_size"), [(CropBox(100.2, 80.9, 256.7), 128), (CropBox(180.6, 150.1, 90.3), 256)])
+@pytest.mark.parametrize(
+    ("box", "out_size"), [(CropBox(100.2, 80.9, 256.7), 128), (CropBox(180.6, 150.1, 90.3), 256)]
+)
 def test_points_stay_on_the_image_content(box: CropBox, out_size: int) -> None:
     # A blurred dot at a sub-pixel position: after cropping, its centre of mass
     # is where points_to_crop says.

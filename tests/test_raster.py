@@ -117,7 +117,7 @@ def test_batch_equals_single_images() -> None:
     track = np.stack([synthetic_face(128) + shift for shift in (0.0, 3.5, -7.25)])
     batch = rasterize_landmarks_batch(track, 128)
     assert batch.shape == (3, 128, 128, 3) and batch.dtype == np.uint8
-    for image, points in zip(batch, track):
+    for image, points in zip(batch, track, strict=True):
         assert np.array_equal(image, rasterize_landmarks(points, 128))
     assert not np.array_equal(batch[0], batch[1])
     with pytest.raises(ValueError):
