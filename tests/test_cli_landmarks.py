@@ -134,3 +134,9 @@ def test_compose_overlay_without_points_has_black_raster() -> None:
     overlay = compose_overlay(frame, None)
     assert overlay.shape == (40, 120, 3)
     assert overlay[:, 60:].max() == 0
+
+
+def test_save_into_missing_folder_exits_2(tmp_path: Path, astronaut_path: Path, capsys) -> None:
+    target = tmp_path / "missing" / "tracks.npz"
+    assert main(["landmarks", str(astronaut_path), "--save", str(target), "--backend", "dlib"]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
-from talking_head.errors import UnsupportedFileError
+from talking_head.errors import TalkingHeadError, UnsupportedFileError
 from talking_head.landmarks import BACKENDS, get_detector
 from talking_head.overlay import check_overlay_path, describe_track, landmark_overlay, media_kind
 
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         check_overlay_path(args.out, kind)
     if args.save is not None and not args.save.lower().endswith(".npz"):
         raise UnsupportedFileError(f"--save must name a .npz file, not '{args.save}'. Use e.g. 'tracks.npz'.")
+    if args.save is not None and not Path(args.save).resolve().parent.is_dir():
+        raise TalkingHeadError(f"Cannot write '{args.save}': its folder does not exist. Create it first.")
     if args.out is None and args.save is None:
         logger.info("Neither --out nor --save given: only printing the summary")
 
@@ -83,6 +86,8 @@ class _ProgressBars:
 
         bar = self._bars.get(stage)
         if bar is None:
+            for finished in self._bars.values():  # stages run one after the other
+                finished.close()
             bar = self._bars[stage] = tqdm(total=total, desc=stage, unit="frame", disable=self.disable)
         bar.update(done - bar.n)
 
