@@ -55,7 +55,9 @@ class LossConfig:
     feature_matching_weight: float = 10.0  # weight of the feature-matching part of L_ADV
     embedding_match_weight: float = 10.0  # weight of L_MCH = |ê − W|₁ (FT variant only; 0 disables)
     pixel_weight: float = 1.0  # weight of the pixel-space content loss used when VGG weights are unavailable
-    content_loss: str = "auto"  # "vgg" (VGG required), "pixel", or "auto" (VGG if its weights load, else pixel)
+    content_loss: str = (
+        "auto"  # "vgg" (VGG required), "pixel", or "auto" (VGG if its weights load, else pixel)
+    )
     # local .safetensors/.pth file or Hub "repo_id[:filename]"; default: env TALKING_HEAD_VGG19
     vgg19_source: str | None = field(default_factory=lambda: _env_source(ENV_VGG19))
     # same for VGG-Face; default: env TALKING_HEAD_VGGFACE
@@ -65,9 +67,13 @@ class LossConfig:
     def __post_init__(self) -> None:
         problems = []
         if self.content_loss not in CONTENT_LOSS_CHOICES:
-            problems.append(f"content_loss must be one of {', '.join(CONTENT_LOSS_CHOICES)}, got {self.content_loss!r}")
+            problems.append(
+                f"content_loss must be one of {', '.join(CONTENT_LOSS_CHOICES)}, got {self.content_loss!r}"
+            )
         if self.vggface_channel_order not in ("bgr", "rgb"):
-            problems.append(f"vggface_channel_order must be 'bgr' or 'rgb', got {self.vggface_channel_order!r}")
+            problems.append(
+                f"vggface_channel_order must be 'bgr' or 'rgb', got {self.vggface_channel_order!r}"
+            )
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name.endswith("_weight") and not (isinstance(value, (int, float)) and value >= 0):
@@ -90,11 +96,17 @@ class LossConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown LossConfig keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise ValueError(
+                f"unknown LossConfig keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
         return cls(**data)
 
 
-ARXIV_V1_WEIGHTS: dict[str, float] = {"vgg19_weight": 1e-2, "vggface_weight": 2e-3, "embedding_match_weight": 80.0}
+ARXIV_V1_WEIGHTS: dict[str, float] = {
+    "vgg19_weight": 1e-2,
+    "vggface_weight": 2e-3,
+    "embedding_match_weight": 80.0,
+}
 """LossConfig fields that differ in arXiv v1 from the v2 defaults."""
 
 
@@ -114,14 +126,18 @@ def g_adversarial_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.float().mean()
 
 
-def feature_matching_loss(real_feats: Sequence[torch.Tensor], fake_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+def feature_matching_loss(
+    real_feats: Sequence[torch.Tensor], fake_feats: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """Feature matching: ``Σ_k mean|D_k(x) − D_k(x̂)|`` over D's block activations.
 
     The real activations are detached: the term trains the generator to
     reproduce them, not the discriminator to move them.
     """
     if len(real_feats) != len(fake_feats) or not real_feats:
-        raise ValueError(f"need the same non-zero number of blocks, got {len(real_feats)} and {len(fake_feats)}")
+        raise ValueError(
+            f"need the same non-zero number of blocks, got {len(real_feats)} and {len(fake_feats)}"
+        )
     total = fake_feats[0].new_zeros((), dtype=torch.float32)
     for real, fake in zip(real_feats, fake_feats):
         if real.shape != fake.shape:
@@ -138,11 +154,15 @@ def embedding_match_loss(e_hat: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     the paper's sum equals N times this. Gradients reach both ê (so E) and W.
     """
     if e_hat.shape != w.shape:
-        raise ValueError(f"e_hat and w must have the same shape, got {tuple(e_hat.shape)} and {tuple(w.shape)}")
+        raise ValueError(
+            f"e_hat and w must have the same shape, got {tuple(e_hat.shape)} and {tuple(w.shape)}"
+        )
     return (e_hat.float() - w.float()).abs().mean()
 
 
-def pixel_content_loss(pred: torch.Tensor, target: torch.Tensor, scales: Sequence[int] = (1, 2, 4, 8)) -> torch.Tensor:
+def pixel_content_loss(
+    pred: torch.Tensor, target: torch.Tensor, scales: Sequence[int] = (1, 2, 4, 8)
+) -> torch.Tensor:
     """Pixel-space stand-in for L_CNT when no VGG weights are available.
 
     ``Σ_s mean|pool_s(x̂) − pool_s(x)| + mean|∂_h x̂ − ∂_h x| + mean|∂_v x̂ − ∂_v x|``:
@@ -228,7 +248,9 @@ class ContentLoss(nn.Module):
     def terms(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted parts of L_CNT by name (``vgg19``, ``vggface`` or ``pixel``), for logging."""
         if pred.shape != target.shape:
-            raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+            raise ValueError(
+                f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+            )
         if self.kind == "pixel":
             return {"pixel": self.config.pixel_weight * pixel_content_loss(pred, target)}
         terms = {"vgg19": self.config.vgg19_weight * _feature_l1(self.vgg19, pred, target)}
@@ -237,7 +259,7 @@ class ContentLoss(nn.Module):
         return terms
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """L_CNT for generated images ``pred`` against real ``target``, both ``(B, 3, H, W)`` in ``[-1, 1]``."""
+        """L_CNT of generated ``pred`` against real ``target``, both ``(B, 3, H, W)`` in ``[-1, 1]``."""
         return sum(self.terms(pred, target).values())
 
 

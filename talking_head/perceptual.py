@@ -240,15 +240,15 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         elif suffix in WEIGHT_SUFFIXES:
             state = torch.load(path, map_location="cpu", weights_only=True)
         else:
-            raise WeightsError(
-                f"{path}: unsupported weights file type {suffix!r}; use .safetensors or .pth."
-            )
+            raise WeightsError(f"{path}: unsupported weights file type {suffix!r}; use .safetensors or .pth.")
     except WeightsError:
         raise
     # torch.load / safetensors on a damaged or foreign file can raise almost anything
     # (UnpicklingError, IndexError, SafetensorError, ...): all mean "not a readable weights file".
     except Exception as error:
-        raise WeightsError(f"could not read VGG weights from {path} ({error}); the file may be corrupt.") from error
+        raise WeightsError(
+            f"could not read VGG weights from {path} ({error}); the file may be corrupt."
+        ) from error
     # Training checkpoints often nest the weights one level down.
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
@@ -267,7 +267,9 @@ def _map_keys(module: VGGFeatures, state: dict[str, torch.Tensor], path: Path) -
         if ours is None or ours not in wanted:
             continue
         if ours in mapped:
-            raise WeightsError(f"{path}: more than one tensor maps to {ours} (e.g. {key}); keep one network per file.")
+            raise WeightsError(
+                f"{path}: more than one tensor maps to {ours} (e.g. {key}); keep one network per file."
+            )
         mapped[ours] = value
     return mapped
 

@@ -43,8 +43,14 @@ def test_g_adversarial_loss_hand_computed() -> None:
 
 
 def test_feature_matching_loss_hand_computed_and_real_detached() -> None:
-    real = [torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True), torch.tensor([0.5], requires_grad=True)]
-    fake = [torch.tensor([[1.0, 1.0], [1.0, 1.0]], requires_grad=True), torch.tensor([-0.5], requires_grad=True)]
+    real = [
+        torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True),
+        torch.tensor([0.5], requires_grad=True),
+    ]
+    fake = [
+        torch.tensor([[1.0, 1.0], [1.0, 1.0]], requires_grad=True),
+        torch.tensor([-0.5], requires_grad=True),
+    ]
     # block 1: |diff| = 0, 1, 2, 3 -> mean 1.5; block 2: |0.5 - (-0.5)| = 1 -> total 2.5
     loss = feature_matching_loss(real, fake)
     assert loss.item() == pytest.approx(2.5)
@@ -93,7 +99,11 @@ def test_loss_config_defaults_are_arxiv_v2(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("TALKING_HEAD_VGGFACE", raising=False)
     cfg = LossConfig()
     assert (cfg.vgg19_weight, cfg.vggface_weight) == (1.5e-1, 2.5e-2)
-    assert (cfg.adversarial_weight, cfg.feature_matching_weight, cfg.embedding_match_weight) == (1.0, 10.0, 10.0)
+    assert (cfg.adversarial_weight, cfg.feature_matching_weight, cfg.embedding_match_weight) == (
+        1.0,
+        10.0,
+        10.0,
+    )
     assert cfg.content_loss == "auto"
     assert cfg.vgg19_source is None and cfg.vggface_source is None
     v1 = LossConfig.arxiv_v1()

@@ -70,7 +70,9 @@ def test_vgg19_loads_torchvision_state_dict(vgg19_file) -> None:
     assert load_vgg_weights(module, path) == path
     params = module.state_dict()
     # Everything up to conv5_1 (index 28) is loaded; convs past relu5_1 are not even built.
-    assert sorted(params) == sorted(f"features.{i}.{p}" for i in VGG19_CONVS if i <= 28 for p in ("weight", "bias"))
+    assert sorted(params) == sorted(
+        f"features.{i}.{p}" for i in VGG19_CONVS if i <= 28 for p in ("weight", "bias")
+    )
     for key, value in params.items():
         assert torch.equal(value, state[key]), key
 
@@ -144,12 +146,16 @@ def test_vgg19_normalization_matches_imagenet_stats() -> None:
     out = module.normalize(gray)
     assert torch.allclose(out[0, :, 0, 0], torch.tensor(expected), atol=1e-6)
     white = module.normalize(torch.ones(1, 3, 1, 1))
-    assert torch.allclose(white.flatten(), torch.tensor([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225]))
+    assert torch.allclose(
+        white.flatten(), torch.tensor([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225])
+    )
 
 
 def test_vggface_normalization_is_caffe_bgr_0_255() -> None:
     gray = VGGFaceFeatures().normalize(torch.zeros(1, 3, 1, 1)).flatten()
-    assert torch.allclose(gray, torch.tensor([127.5 - 93.5940, 127.5 - 104.7624, 127.5 - 129.1863]), atol=1e-4)
+    assert torch.allclose(
+        gray, torch.tensor([127.5 - 93.5940, 127.5 - 104.7624, 127.5 - 129.1863]), atol=1e-4
+    )
     red = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1)  # pure red, RGB
     bgr = VGGFaceFeatures().normalize(red).flatten()
     assert torch.allclose(bgr, torch.tensor([0 - 93.5940, 0 - 104.7624, 255 - 129.1863]), atol=1e-4)
@@ -165,13 +171,21 @@ def test_taps_channels_sizes_and_frozen(cls) -> None:
     assert all(not p.requires_grad for p in module.parameters())
     with torch.no_grad():
         taps = module(torch.zeros(1, 3, 64, 48))
-    assert [tuple(t.shape[1:]) for t in taps] == [(64, 64, 48), (128, 32, 24), (256, 16, 12), (512, 8, 6), (512, 4, 3)]
+    assert [tuple(t.shape[1:]) for t in taps] == [
+        (64, 64, 48),
+        (128, 32, 24),
+        (256, 16, 12),
+        (512, 8, 6),
+        (512, 4, 3),
+    ]
     # Every tap is a ReLU output.
     assert all(float(t.min()) >= 0 for t in taps)
 
 
 def test_vgg_content_loss_gradients_reach_prediction_only(vgg19_file, vgg16_file) -> None:
-    config = LossConfig(content_loss="vgg", vgg19_source=str(vgg19_file[0]), vggface_source=str(vgg16_file[0]))
+    config = LossConfig(
+        content_loss="vgg", vgg19_source=str(vgg19_file[0]), vggface_source=str(vgg16_file[0])
+    )
     loss_fn = ContentLoss(config)
     assert loss_fn.kind == "vgg"
     gen = torch.Generator().manual_seed(0)
