@@ -97,7 +97,8 @@ _STREAM_RE = re.compile(r"^\s*Stream #0:\d+\S*: (Video|Audio): (.*)$")
 _SIZE_RE = re.compile(r"\b(\d{1,5})x(\d{1,5})\b")
 _FPS_RE = re.compile(r"([\d.]+)(k?) (fps|tbr)\b")
 _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
-_FRAME_RE = re.compile(r"frame=\s*(\d+)")
+# AV_PKT_FLAG_DISCARD: the demuxer says "decode this packet but do not show it".
+_PACKET_FLAG_DISCARD = 0x4
 
 
 def _check_readable(path: Path) -> None:
@@ -142,13 +143,15 @@ def _parse_video_stream(line: str, rotation_lines: list[str]) -> tuple[tuple[int
 def _probe_streams(path: Path) -> _Streams:
     """Run ffmpeg once over the file's packets (no decoding) and parse what it reports.
 
-    Counting packets with ``-c copy`` is fast (thousands of frames per second)
-    and equals the number of decoded frames for ordinary files.
+    Frames are counted from a per-packet listing (``-c copy -f framecrc``):
+    thousands of frames per second, and equal to the decoded frames because
+    packets flagged "discard" (those before an MP4 edit list's start, common
+    in clips cut without re-encoding) are left out, as the decoder does.
     """
     _check_readable(path)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]
     # 'V' (capital) skips attached pictures such as cover art in audio files.
-    cmd += ["-map", "0:V:0?", "-an", "-sn", "-dn", "-c", "copy", "-f", "null", "-"]
+    cmd += ["-map", "0:V:0?", "-an", "-sn", "-dn", "-c", "copy", "-f", "framecrc", "-"]
     try:
         result = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as error:
@@ -176,9 +179,21 @@ def _probe_streams(path: Path) -> _Streams:
             stop = next((i for i, other in enumerate(following) if _STREAM_RE.match(other)), len(following))
             size, fps = _parse_video_stream(description, following[:stop])
 
-    frame_counts = _FRAME_RE.findall(stderr)
-    num_frames = int(frame_counts[-1]) if (has_video and frame_counts) else 0
+    num_frames = _count_kept_packets(result.stdout) if has_video else 0
     return _Streams(has_video=has_video, has_audio=has_audio, size=size, fps=fps, num_frames=num_frames)
+
+
+def _count_kept_packets(framecrc: bytes) -> int:
+    """Packets in ffmpeg ``framecrc`` output, minus those flagged discard (``F=0x..`` with bit 0x4)."""
+    count = 0
+    for line in framecrc.decode("ascii", errors="replace").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        last = line.rsplit(",", 1)[-1].strip()
+        if last.startswith("F=0x") and int(last[4:], 16) & _PACKET_FLAG_DISCARD:
+            continue
+        count += 1
+    return count
 
 
 def _open_error(path: Path, stderr: str) -> VideoReadError:
@@ -256,7 +271,8 @@ class VideoReader:
 
     The file is probed when the reader is created, so bad input raises at once
     (same errors as :func:`probe_video`). Frames are rotated as the file's
-    rotation flag says. Each iteration starts again at the first frame.
+    rotation flag says and yielded exactly as decoded (a variable-rate clip is
+    not resampled to ``info.fps``). Each iteration starts again at the first frame.
     """
 
     def __init__(self, path: str | os.PathLike, max_seconds: float | None = None) -> None:
@@ -286,8 +302,12 @@ class VideoReader:
         return self.info.num_frames
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        # passthrough: one output frame per decoded frame (no duplicates or drops to force a
+        # constant rate), so the count matches info.num_frames.
         generator = imageio_ffmpeg.read_frames(
-            str(self.path), output_params=["-map", "0:V:0"], input_params=["-nostdin"]
+            str(self.path),
+            output_params=["-map", "0:V:0", "-fps_mode", "passthrough"],
+            input_params=["-nostdin"],
         )
         self._generators.append(generator)
         try:

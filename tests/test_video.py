@@ -251,6 +251,23 @@ def test_max_seconds_limits_frames(tmp_path: Path) -> None:
     assert frames.shape[0] == 10 and fps == 10.0
 
 
+def test_frame_count_skips_packets_before_an_edit_list(tmp_path: Path) -> None:
+    # Cutting without re-encoding at a non-keyframe keeps the packets back to the previous
+    # keyframe, flagged "discard" by an MP4 edit list; they are decoded but never shown.
+    whole = make_clip(tmp_path / "whole.mp4", seconds=4.0, fps=10, audio=False)
+    cut = tmp_path / "cut.mp4"
+    run_ffmpeg("-y", "-ss", "1.3", "-i", str(whole), "-c", "copy", str(cut))
+    packets = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(cut), "-c", "copy", "-f", "framecrc", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    assert "F=0x4" in packets  # the clip really has discarded packets
+    info = probe_video(cut)
+    frames, _ = read_video_frames(cut)
+    assert info.num_frames == len(frames) == 27
+
+
 def test_reader_streams_and_early_break_stops_ffmpeg(tmp_path: Path) -> None:
     path = make_clip(tmp_path / "clip.mp4", seconds=3.0, fps=25, size="320x240", audio=False)
     with VideoReader(path) as reader:
