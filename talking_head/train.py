@@ -1,0 +1,642 @@
+"""Meta-learning of E, G and D (Zakharov et al. 2019, Sec. 3.2) as one training function.
+
+:func:`train` runs on CPU, one GPU, or under ``torchrun`` (DDP across processes
+and nodes, detected from the ``RANK`` environment variable: NCCL on CUDA, gloo
+on CPU). One step:
+
+1. Episode: for each video i of the batch, K shot frames and one target frame.
+   ê_i = mean_k E(x_i(s_k), y_i(s_k)); x̂ = G(y_i(t), ê_i).
+2. D update(s) (``d_steps`` per step, on the same x̂, detached): hinge loss
+   ``max(0, 1 − D(x, y, i)) + max(0, 1 + D(x̂, y, i))`` (raw scores, no sigmoid),
+   plus, in the FT variant, the W side of L_MCH (``w_mch · |ê_i − W_i|``, ê_i
+   detached).
+3. E/G update: ``L_CNT(x, x̂) − D(x̂, y, i) + w_fm · L_FM`` plus, in FT, the E
+   side of L_MCH (W_i detached). D's parameters are frozen during it.
+4. EMA of E and G (what ``export`` ships).
+
+L_MCH(φ, W) is minimized over both φ (E) and W, as in the paper; each side is
+applied by the optimizer that owns the parameter, once per update, so W has a
+single set of Adam moments (DESIGN's known failure: per-video rows swapped in
+from disk share moments).
+
+Optimizers: Adam, lr 5e-5 for E and G, 2e-4 for D, betas (0, 0.999), two D
+updates per E/G update (SAGAN; the paper's v2 text). D's optimizer has two
+parameter groups: ``theta`` (V's θ, w0, b) and ``W`` (the per-video table).
+
+Distributed data parallelism: every rank builds identical networks (same
+seed; rank 0's parameters and buffers are broadcast to be sure), draws
+different videos (:class:`~talking_head.data.EpisodeSampler`) and, after each
+backward, averages *all* gradients across ranks with one ``all_reduce`` per
+optimizer (the stylegan2-ada scheme; no ``DistributedDataParallel`` wrapper,
+whose one-forward-per-backward rule does not fit a step that runs D on real and
+fake images and the match term). W's gradient is the whole table, so a row that
+only rank 1 touched arrives on rank 0 too: every rank takes the same Adam step.
+Rows of videos not in the global batch get gradient only through W's spectral
+norm σ(W) (tiny); with β1 = 0 Adam's step is g/(√v + ε), so a row with zero
+gradient does not move, while its second moment v decays by β2 per step.
+Only rank 0 writes ``stats.jsonl``, sample grids and checkpoints.
+
+Run folder: ``config.json`` (model, loss and train config, content-loss kind,
+the video list = rows of W), ``stats.jsonl``, ``samples/step_XXXXXXX.png``
+(rows: landmarks | target | generated, from a fixed validation batch with the
+EMA networks) and ``checkpoint.pt`` (training state: networks with W, EMA,
+optimizers, step, RNG states; tensors and plain containers only, loaded with
+``weights_only=True``). ``export`` turns it into a weights folder.
+
+Resuming (``resume=True``) restores everything, including the data position
+(the sampler skips ``step × batch_size`` episodes), so on CPU with a fixed seed
+the following steps equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from PIL import Image
+from torch import nn
+
+from talking_head.config import ModelConfig
+from talking_head.data import EpisodeDataset, EpisodeSampler, tensor_to_image
+from talking_head.discriminator import VIDEO_TABLE_PREFIX, Discriminator
+from talking_head.embedder import Embedder
+from talking_head.errors import TalkingHeadError
+from talking_head.generator import Generator
+from talking_head.losses import (
+    ContentLoss,
+    LossConfig,
+    d_hinge_loss,
+    embedding_match_loss,
+    feature_matching_loss,
+    g_adversarial_loss,
+)
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CONFIG_NAME = "config.json"
+STATS_NAME = "stats.jsonl"
+SAMPLES_DIR = "samples"
+CHECKPOINT_VERSION = 1
+VARIANTS = ("ft", "ff")
+# TrainConfig fields that may change on resume without breaking exactness.
+_RESUMABLE_CHANGES = ("max_steps", "log_every", "sample_every", "ckpt_every", "workers", "num_samples")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Meta-learning settings; written into the run's ``config.json`` and checkpoint."""
+
+    variant: str = "ft"  # "ft": with the match loss L_MCH (fine-tuned per person later); "ff": without
+    k_shots: int = 8  # K: frames per episode whose embeddings are averaged into ê_i
+    batch_size: int = 8  # episodes per step on each process
+    lr_eg: float = 5e-5  # Adam learning rate of E and G (with P)
+    lr_d: float = 2e-4  # Adam learning rate of D (θ, w0, b and W)
+    betas: tuple[float, float] = (0.0, 0.999)  # Adam (β1, β2) of both optimizers
+    d_steps: int = 2  # D updates per E/G update (SAGAN-style)
+    ema_decay: float = 0.999  # EMA of E and G; ramped up as min(decay, (1 + step) / (10 + step))
+    max_steps: int = 100_000  # train until this many E/G updates
+    log_every: int = 10  # write a stats.jsonl line every this many steps
+    sample_every: int = 500  # write a sample grid every this many steps (0: never)
+    ckpt_every: int = 1000  # write checkpoint.pt every this many steps (and at the end)
+    num_samples: int = 4  # rows of the sample grid (fixed validation episodes)
+    seed: int = 0  # seeds network init and the episode stream
+    workers: int = 0  # DataLoader worker processes per rank (0: load in the training process)
+    flip: bool = True  # mirror whole episodes with probability 1/2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        problems = []
+        if self.variant not in VARIANTS:
+            problems.append(f"variant must be 'ft' or 'ff', got {self.variant!r}")
+        for name in ("k_shots", "batch_size", "d_steps", "max_steps", "log_every", "ckpt_every", "num_samples"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if problems:
+            raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict; unknown keys raise ``ValueError``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (on every rank)."""
+
+    run_dir: Path
+    step: int  # E/G updates done
+    stats: dict[str, float]  # the last stats line
+    wall_seconds: float  # training time of this call
+    content_loss_kind: str  # "vgg", "vgg19" or "pixel"
+
+
+@dataclass
+class _Dist:
+    """Where this process sits: rank, world size and its device."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+# ----- the training loop ---------------------------------------------------
+
+
+def train(
+    data_dir: str | Path,
+    run_dir: str | Path,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    loss_config: LossConfig | None = None,
+    resume: bool = False,
+    val_dir: str | Path | None = None,
+    device: str | torch.device | None = None,
+) -> TrainResult:
+    """Meta-train E, G and D on the prepared clips in ``data_dir``; write the run into ``run_dir``.
+
+    ``val_dir`` (a prepared folder) supplies the fixed sample-grid episodes
+    (default: ``data_dir``). ``device`` defaults to CUDA when available. Under
+    ``torchrun`` each process calls this function; only rank 0 writes files.
+    """
+    # Set up processes and devices.
+    env = _init_distributed(device)
+    run_dir = Path(run_dir)
+    loss_config = loss_config or LossConfig()
+    tc = train_config
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    checkpoint = _read_checkpoint_for_resume(ckpt_path, resume, model_config, tc, env.device)
+    if env.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    autocast = _autocast(env.device)
+
+    # Load dataset.
+    dataset = EpisodeDataset(data_dir, tc.k_shots, model_config.image_size, flip=tc.flip)
+    val_dataset = EpisodeDataset(val_dir or data_dir, tc.k_shots, model_config.image_size, flip=False)
+    if checkpoint is not None and checkpoint["videos"] != dataset.video_names():
+        raise TalkingHeadError(f"{data_dir} holds other videos than the run was started with; resume with the same --data")
+
+    # Construct networks.
+    _seed_everything(tc.seed)
+    embedder = Embedder(model_config).to(env.device)
+    generator = Generator(model_config).to(env.device)
+    discriminator = Discriminator(model_config, num_videos=len(dataset)).to(env.device)
+    ema_embedder = copy.deepcopy(embedder).eval().requires_grad_(False)
+    ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
+    content_loss = ContentLoss(loss_config, device=env.device)
+    eg_params = list(embedder.parameters()) + list(generator.parameters())
+    theta_params = [p for n, p in discriminator.named_parameters() if not n.startswith(VIDEO_TABLE_PREFIX)]
+    w_params = list(discriminator.video_table.parameters())
+    opt_eg = torch.optim.Adam(eg_params, lr=tc.lr_eg, betas=tc.betas)
+    opt_d = torch.optim.Adam(
+        [{"params": theta_params, "name": "theta"}, {"params": w_params, "name": "W"}], lr=tc.lr_d, betas=tc.betas
+    )
+    networks = {
+        "embedder": embedder,
+        "generator": generator,
+        "discriminator": discriminator,
+        "ema_embedder": ema_embedder,
+        "ema_generator": ema_generator,
+    }
+
+    # Resume.
+    start_step, wall_before = 0, 0.0
+    if checkpoint is not None:
+        for name, module in networks.items():
+            module.load_state_dict(checkpoint[name])
+        opt_eg.load_state_dict(checkpoint["opt_eg"])
+        opt_d.load_state_dict(checkpoint["opt_d"])
+        _set_rng_state(checkpoint["rng"])
+        start_step, wall_before = int(checkpoint["step"]), float(checkpoint["wall_seconds"])
+        if checkpoint["world_size"] != env.world_size:
+            logger.warning("resuming with %d processes instead of %d: the episode order changes", env.world_size, checkpoint["world_size"])
+        logger.info("resumed %s at step %d", ckpt_path, start_step)
+    if env.enabled:
+        _broadcast_state([embedder, generator, discriminator, ema_embedder, ema_generator])
+    del checkpoint
+
+    # Write the run config.
+    if env.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_run_config(run_dir, model_config, tc, loss_config, content_loss.kind, dataset, data_dir, env)
+
+    # Fixed validation batch for the sample grids.
+    fixed = _fixed_batch(val_dataset, tc.num_samples, env.device) if env.is_main and tc.sample_every else None
+
+    # Data loader: this rank's share of the episode stream, continuing where a resumed run stopped.
+    sampler = EpisodeSampler(len(dataset), tc.seed, env.rank, env.world_size, start=start_step * tc.batch_size)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=tc.batch_size,
+        sampler=sampler,
+        num_workers=tc.workers,
+        pin_memory=env.device.type == "cuda",
+        persistent_workers=tc.workers > 0,
+    )
+    batches: Iterator[dict[str, torch.Tensor]] = iter(loader)
+
+    # Main loop.
+    match_weight = loss_config.embedding_match_weight if tc.variant == "ft" else 0.0
+    stats_sum: dict[str, float] = {}
+    interval_start, interval_steps = time.perf_counter(), 0
+    run_start = time.perf_counter()
+    last_stats: dict[str, float] = {}
+    step = start_step
+    while step < tc.max_steps:
+        batch = {k: v.to(env.device, non_blocking=True) for k, v in next(batches).items()}
+        x, y, index = batch["target_image"], batch["target_landmarks"], batch["video_index"]  # (B, 3, H, W), (B,)
+
+        # Generate: ê_i from the K shots, x̂ from the target landmarks.
+        embedder.train(), generator.train(), discriminator.train()
+        with autocast:
+            e_hat = embedder.embed_frames(batch["shot_images"], batch["shot_landmarks"])  # (B, N)
+            x_hat = generator(y, e_hat)  # (B, 3, H, W)
+
+        # Update D.
+        discriminator.requires_grad_(True)
+        for _ in range(tc.d_steps):
+            opt_d.zero_grad(set_to_none=True)
+            with autocast:
+                scores, _ = discriminator(torch.cat([x, x_hat.detach()]), torch.cat([y, y]), torch.cat([index, index]))
+            real_score, fake_score = scores.float().chunk(2)  # (B,), (B,)
+            loss_d_hinge = d_hinge_loss(real_score, fake_score)
+            loss_d = loss_d_hinge
+            if match_weight > 0:  # the W side of L_MCH
+                loss_d = loss_d + match_weight * embedding_match_loss(e_hat.detach(), discriminator.video_embedding(index))
+            loss_d.backward()
+            _average_gradients(theta_params + w_params, env)
+            opt_d.step()
+
+        # Update E and G (D frozen and in eval mode, so its power iterations stay put).
+        discriminator.requires_grad_(False).eval()
+        opt_eg.zero_grad(set_to_none=True)
+        with autocast:
+            with torch.no_grad():
+                _, real_feats = discriminator(x, y, index)
+            fake_score_g, fake_feats = discriminator(x_hat, y, index)
+        loss_cnt_terms = content_loss.terms(x_hat.float(), x.float())
+        loss_cnt = sum(loss_cnt_terms.values())
+        loss_adv = g_adversarial_loss(fake_score_g)
+        loss_fm = feature_matching_loss(real_feats, fake_feats)
+        loss_mch = embedding_match_loss(e_hat, discriminator.video_embedding(index).detach())  # the E side of L_MCH
+        loss_eg = (
+            loss_cnt
+            + loss_config.adversarial_weight * loss_adv
+            + loss_config.feature_matching_weight * loss_fm
+            + match_weight * loss_mch
+        )
+        loss_eg.backward()
+        _average_gradients(eg_params, env)
+        opt_eg.step()
+        step += 1
+
+        # Update EMA.
+        ema_decay = min(tc.ema_decay, (1 + step) / (10 + step))
+        _update_ema(ema_embedder, embedder, ema_decay)
+        _update_ema(ema_generator, generator, ema_decay)
+
+        # Accumulate statistics.
+        values = {
+            "loss_eg": loss_eg,
+            "loss_cnt": loss_cnt,
+            **{f"loss_cnt_{k}": v for k, v in loss_cnt_terms.items()},
+            "loss_adv": loss_adv,
+            "loss_fm": loss_fm,
+            "loss_mch": loss_mch,
+            "loss_d": loss_d,
+            "loss_d_hinge": loss_d_hinge,
+            "d_real": real_score.mean(),
+            "d_fake": fake_score.mean(),
+        }
+        for key, value in values.items():
+            stats_sum[key] = stats_sum.get(key, 0.0) + float(value.detach())
+        interval_steps += 1
+
+        # Log.
+        if step % tc.log_every == 0 or step == tc.max_steps:
+            elapsed = time.perf_counter() - interval_start
+            means = _reduce_means(stats_sum, interval_steps, env)
+            last_stats = {
+                "step": step,
+                "episodes": step * tc.batch_size * env.world_size,
+                **means,
+                "episodes_per_s": interval_steps * tc.batch_size * env.world_size / max(elapsed, 1e-9),
+                "ema_decay": ema_decay,
+                "wall_seconds": wall_before + time.perf_counter() - run_start,
+            }
+            if env.is_main:
+                _append_stats(run_dir / STATS_NAME, last_stats)
+                logger.info(
+                    "step %d  loss_eg %.4f  loss_cnt %.4f  loss_d %.4f  D(x) %.3f  D(x̂) %.3f  %.2f episodes/s",
+                    step, means["loss_eg"], means["loss_cnt"], means["loss_d"], means["d_real"], means["d_fake"],
+                    last_stats["episodes_per_s"],
+                )
+            stats_sum, interval_start, interval_steps = {}, time.perf_counter(), 0
+
+        # Save a sample grid.
+        if fixed is not None and (step % tc.sample_every == 0 or step == tc.max_steps):
+            _save_sample_grid(run_dir / SAMPLES_DIR / f"step_{step:07d}.png", fixed, ema_embedder, ema_generator, autocast)
+
+        # Save a checkpoint.
+        if step % tc.ckpt_every == 0 or step == tc.max_steps:
+            _check_ranks_in_sync([embedder, generator, discriminator], env)
+            if env.is_main:
+                _save_checkpoint(
+                    ckpt_path,
+                    step=step,
+                    networks=networks,
+                    optimizers={"opt_eg": opt_eg, "opt_d": opt_d},
+                    configs=(model_config, tc, loss_config),
+                    videos=dataset.video_names(),
+                    world_size=env.world_size,
+                    wall_seconds=wall_before + time.perf_counter() - run_start,
+                    content_loss_kind=content_loss.kind,
+                )
+
+    # Done.
+    if env.enabled:
+        dist.barrier()
+    return TrainResult(run_dir, step, last_stats, time.perf_counter() - run_start, content_loss.kind)
+
+
+# ----- distributed helpers ---------------------------------------------------
+
+
+def _init_distributed(device: str | torch.device | None) -> _Dist:
+    """Join the process group when launched by torchrun (``RANK`` set); pick this process's device."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return _Dist(0, 1, torch.device(device))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size(), torch.device("cuda", local_rank) if use_cuda else torch.device("cpu"))
+
+
+def _average_gradients(params: list[nn.Parameter], env: _Dist) -> None:
+    """Average gradients over ranks (one flat all_reduce); a missing gradient counts as zero."""
+    if not env.enabled:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat)
+    flat /= env.world_size
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
+
+
+def _broadcast_state(modules: list[nn.Module]) -> None:
+    """Copy rank 0's parameters and buffers to every rank."""
+    for module in modules:
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor.data, src=0)
+
+
+def _reduce_means(sums: dict[str, float], count: int, env: _Dist) -> dict[str, float]:
+    """Means over the interval and, under DDP, over ranks."""
+    keys = sorted(sums)
+    values = torch.tensor([sums[k] / max(count, 1) for k in keys], dtype=torch.float64)
+    if env.enabled:
+        values = values.to(env.device)
+        dist.all_reduce(values)
+        values = values.cpu() / env.world_size
+    return {k: float(v) for k, v in zip(keys, values)}
+
+
+def _check_ranks_in_sync(modules: list[nn.Module], env: _Dist) -> None:
+    """Raise if ranks hold different parameters (a bug in gradient averaging would show here)."""
+    if not env.enabled:
+        return
+    total = torch.stack([p.detach().double().sum() for m in modules for p in m.parameters()]).to(env.device)
+    gathered = [torch.zeros_like(total) for _ in range(env.world_size)]
+    dist.all_gather(gathered, total)
+    for other in gathered[1:]:
+        if not torch.allclose(gathered[0], other, rtol=1e-6, atol=1e-8):
+            raise RuntimeError("DDP ranks hold different parameters; gradient averaging is broken")
+
+
+# ----- small helpers -------------------------------------------------------------
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; nothing on CPU (exact, and CPU bf16 is slow)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema ← decay · ema + (1 − decay) · model; buffers (spectral-norm u, v) are copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p.detach(), 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+def _fixed_batch(dataset: EpisodeDataset, count: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """The same ``count`` episodes at every sample step (seeded, no flips)."""
+    items = [dataset[(i % len(dataset), 1_000_003 + i)] for i in range(count)]
+    return {k: torch.stack([item[k] for item in items]).to(device) for k in items[0]}
+
+
+@torch.no_grad()
+def _save_sample_grid(
+    path: Path, batch: dict[str, torch.Tensor], embedder: Embedder, generator: Generator, autocast: Any
+) -> None:
+    """A PNG with one row per episode: landmarks | target | generated."""
+    with autocast:
+        e_hat = embedder.embed_frames(batch["shot_images"], batch["shot_landmarks"])
+        x_hat = generator(batch["target_landmarks"], e_hat)
+    rows = [
+        np.concatenate([tensor_to_image(lm), tensor_to_image(t), tensor_to_image(g)], axis=1)
+        for lm, t, g in zip(batch["target_landmarks"], batch["target_image"], x_hat.float())
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+
+
+def _append_stats(path: Path, stats: dict[str, float]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(stats) + "\n")
+
+
+def _write_run_config(
+    run_dir: Path,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    loss_config: LossConfig,
+    content_loss_kind: str,
+    dataset: EpisodeDataset,
+    data_dir: str | Path,
+    env: _Dist,
+) -> None:
+    config = {
+        "model": model_config.to_dict(),
+        "train": train_config.to_dict(),
+        "loss": loss_config.to_dict(),
+        "content_loss_kind": content_loss_kind,
+        "optimizer": {
+            "eg": {"type": "Adam", "lr": train_config.lr_eg, "betas": list(train_config.betas), "params": "E, G (with P)"},
+            "d": {"type": "Adam", "lr": train_config.lr_d, "betas": list(train_config.betas), "groups": ["theta (V, w0, b)", "W"]},
+        },
+        "match_loss": "E side in the E/G update (W detached), W side in the D update (ê detached)"
+        if train_config.variant == "ft"
+        else "off (FF variant)",
+        "data": str(Path(data_dir).resolve()),
+        "num_videos": len(dataset),
+        "videos": dataset.video_names(),
+        "world_size": env.world_size,
+        "device": str(env.device),
+        "torch": torch.__version__,
+    }
+    (run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+# ----- checkpoints ---------------------------------------------------------------
+
+
+def _rng_state() -> dict[str, Any]:
+    """RNG states as tensors and plain Python values (loadable with weights_only=True)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _save_checkpoint(
+    path: Path,
+    step: int,
+    networks: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    configs: tuple[ModelConfig, TrainConfig, LossConfig],
+    videos: list[str],
+    world_size: int,
+    wall_seconds: float,
+    content_loss_kind: str,
+) -> None:
+    """Write the training state atomically (temporary file, then rename)."""
+    model_config, train_config, loss_config = configs
+    state = {
+        "format_version": CHECKPOINT_VERSION,
+        "step": step,
+        **{name: module.state_dict() for name, module in networks.items()},
+        **{name: opt.state_dict() for name, opt in optimizers.items()},
+        "rng": _rng_state(),
+        "model_config": model_config.to_dict(),
+        "train_config": train_config.to_dict(),
+        "loss_config": loss_config.to_dict(),
+        "content_loss_kind": content_loss_kind,
+        "videos": videos,
+        "world_size": world_size,
+        "wall_seconds": wall_seconds,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint (tensors and plain containers only: ``weights_only=True``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.exists():
+        raise TalkingHeadError(f"{path} not found: train first (python -m talking_head train ... --out RUN)")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError) as err:
+        raise TalkingHeadError(f"{path} is not a readable training checkpoint ({err}); train again or resume an older copy") from err
+
+
+def resume_configs(run_dir: str | Path) -> tuple[ModelConfig, TrainConfig, LossConfig]:
+    """The model, train and loss configs stored in a run's checkpoint (to resume it)."""
+    checkpoint = load_checkpoint(run_dir)
+    return (
+        ModelConfig.from_dict(checkpoint["model_config"]),
+        TrainConfig.from_dict(checkpoint["train_config"]),
+        LossConfig.from_dict(checkpoint["loss_config"]),
+    )
+
+
+def _read_checkpoint_for_resume(
+    path: Path, resume: bool, model_config: ModelConfig, train_config: TrainConfig, device: torch.device
+) -> dict[str, Any] | None:
+    """The checkpoint to resume from (checked against the configs), or None for a fresh run."""
+    if not resume:
+        if path.exists():
+            raise TalkingHeadError(f"{path} exists: pass --resume to continue that run or choose another --out")
+        return None
+    checkpoint = load_checkpoint(path, device)
+    if checkpoint["model_config"] != model_config.to_dict():
+        raise TalkingHeadError(f"{path} was trained with another model config; resume with the same --preset")
+    saved = {k: v for k, v in checkpoint["train_config"].items() if k not in _RESUMABLE_CHANGES}
+    wanted = {k: v for k, v in train_config.to_dict().items() if k not in _RESUMABLE_CHANGES}
+    changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+    if changed:
+        raise TalkingHeadError(
+            f"cannot resume {path} with changed settings: {', '.join(changed)}; only "
+            f"{', '.join(_RESUMABLE_CHANGES)} may change on resume"
+        )
+    return checkpoint
