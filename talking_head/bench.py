@@ -10,7 +10,7 @@ the machine described by :func:`machine_info` (printed with the results):
   detection vs tracking with the previous box as a hint;
 - end-to-end seconds of ``python -m talking_head animate`` for a synthetic
   clip (10 s by default) with 0 and 40 fine-tuning steps, and the peak RSS of
-  that process (``wait4``'s ``ru_maxrss``; ffmpeg's own processes not counted).
+  that process (its own ``VmHWM``; ffmpeg's processes not counted).
 
 The results are a JSON-ready dict (:func:`run_benchmarks`) and a plain-text
 table (:func:`format_table`). ``scripts/bench_models.py`` measures the same
@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ class BenchConfig:
             landmark_frames=4,
             clip_seconds=0.4,
             clip_fps=10.0,
-            clip_size=256,
+            clip_size=384,
             end_to_end_steps=(0, 1),
         )
 
@@ -290,19 +290,40 @@ def _random_weights(preset: str, folder: Path) -> Path:
     return folder
 
 
-def run_child(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run a command; wall seconds, exit code and the child's peak RSS (``wait4``)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    # Read the output while it runs (a full pipe would block the child), then reap it with wait4.
-    output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+# Runs a module as ``python -m`` would, then writes its own peak RSS (VmHWM) to a file.
+# The child measures itself: wait4's ru_maxrss would include the parent's RSS at fork time.
+_PEAK_WRAPPER = """
+import atexit, runpy, sys
+peak_file = sys.argv[1]
+
+def _write_peak():
+    with open("/proc/self/status") as status, open(peak_file, "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM")))
+
+atexit.register(_write_peak)
+sys.argv = sys.argv[2:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+def run_python_module(module: str, args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``python -m module args`` in a child: wall seconds, exit code, output tail and its peak RSS in MiB.
+
+    The peak is the child's own high-water mark (``VmHWM``), not counting
+    processes it starts (ffmpeg).
+    """
+    with tempfile.TemporaryDirectory(prefix="talking_head_peak_") as tmp:
+        peak_file = Path(tmp) / "peak_kib"
+        command = [sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), module, *args]
+        start = time.perf_counter()
+        proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, check=False)
+        seconds = time.perf_counter() - start
+        peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else None
     return {
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
         "exit_code": proc.returncode,
-        "peak_rss_mib": usage.ru_maxrss / 1024,
-        "output_tail": output[-2000:],
+        "peak_rss_mib": peak,
+        "output_tail": proc.stdout.decode(errors="replace")[-2000:],
     }
 
 
@@ -317,12 +338,13 @@ def bench_end_to_end(config: BenchConfig, workdir: Path) -> list[dict[str, Any]]
     rows = []
     for steps in config.end_to_end_steps:
         out = workdir / f"out_{steps}.mp4"
-        command = [
-            sys.executable, "-m", "talking_head", "animate", "--photos", str(photo), "--driving", str(clip),
-            "--steps", str(steps), "--out", str(out), "--weights", weights,
+        args = [
+            "animate", "--photos", str(photo), "--driving", str(clip), "--steps", str(steps), "--out", str(out),
+            "--weights", weights,
         ]
-        result = run_child(command, env=os.environ | {"TQDM_DISABLE": "1"})
-        result.pop("output_tail") if result["exit_code"] == 0 else None
+        result = run_python_module("talking_head", args, env=os.environ | {"TQDM_DISABLE": "1"})
+        if result["exit_code"] == 0:
+            result.pop("output_tail")
         rows.append({"clip_seconds": config.clip_seconds, "fps": config.clip_fps, "steps": steps, "weights": weights} | result)
     return rows
 

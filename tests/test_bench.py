@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,17 @@ import pytest
 
 from talking_head import bench
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny networks run faster on one thread, and a shared, busy CPU makes 2 threads spin-wait."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 def test_machine_info_names_the_machine() -> None:
     info = bench.machine_info()
@@ -30,11 +41,17 @@ def test_synthetic_frames_move() -> None:
     assert np.abs(frames[0].astype(int) - frames[2].astype(int)).mean() > 1.0
 
 
-def test_run_child_reports_rss_and_exit_code() -> None:
-    ok = bench.run_child([sys.executable, "-c", "x = bytearray(50 * 2**20); print('hi')"])
+def test_run_python_module_measures_the_child_only(tmp_path: Path) -> None:
+    (tmp_path / "alloc50.py").write_text("x = bytearray(50 * 2**20)\nx[::4096] = b'1' * len(x[::4096])\nprint('hi')\n")
+    (tmp_path / "fail3.py").write_text("raise SystemExit(3)\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    ballast = bytearray(300 * 2**20)  # this process is big; the child must not inherit that in its peak
+    ballast[::4096] = b"1" * len(ballast[::4096])
+    ok = bench.run_python_module("alloc50", [], env=env)
     assert ok["exit_code"] == 0 and "hi" in ok["output_tail"]
-    assert ok["peak_rss_mib"] >= 50
-    assert bench.run_child([sys.executable, "-c", "raise SystemExit(3)"])["exit_code"] == 3
+    assert 50 <= ok["peak_rss_mib"] < 250
+    assert bench.run_python_module("fail3", [], env=env)["exit_code"] == 3
+    del ballast
 
 
 def test_bench_quick_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

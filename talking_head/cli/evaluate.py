@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="REPORT.json; the Markdown table goes next to it as REPORT.md")
 
 
-def _load_model(args: argparse.Namespace):  # -> TalkingHeadModel
+def _load_model(args: argparse.Namespace) -> tuple[Any, str]:
+    """The model to evaluate (on CUDA when present) and a label for the report."""
     import torch
 
-    from talking_head.model import TalkingHeadModel
+    from talking_head.pipeline import load_model
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.random_weights:
         from talking_head.config import ModelConfig
+        from talking_head.model import TalkingHeadModel
 
         torch.manual_seed(args.seed)
-        model = TalkingHeadModel(ModelConfig.preset(args.random_weights))
-        return model.to(device).eval(), f"random {args.random_weights} (seed {args.seed})"
-    return TalkingHeadModel.from_pretrained(args.weights, revision=args.revision, device=device).eval(), args.weights
+        model = TalkingHeadModel(ModelConfig.preset(args.random_weights)).to(device)
+        return model.eval().requires_grad_(False), f"random {args.random_weights} (seed {args.seed})"
+    return load_model(args.weights, device=device, revision=args.revision), args.weights
 
 
 def run(args: argparse.Namespace) -> int:
