@@ -1,0 +1,268 @@
+"""Landmarks for every frame of a clip: tracking, gap filling, saving.
+
+``track_landmarks`` runs a ``LandmarkDetector`` frame by frame. After the first
+face is found it passes the previous frame's face box as ``box_hint``, which
+only searches near that box (dlib: a small window instead of the whole frame;
+FAN: no face detector at all). A full-frame search runs when
+
+- the hinted search finds no face (the face moved out of the window, or left),
+- the hinted landmarks are implausible for the hint box (centre moved by more
+  than half the box size, or size changed by more than 2x: the lost-test),
+- or every ``redetect_every`` frames, so that drift cannot accumulate.
+
+Frames where no face is found are filled afterwards. Gaps of at most
+``max_gap`` frames between two found frames are linearly interpolated; gaps at
+the start or end of the clip (nothing to interpolate from) hold the nearest
+found frame. Longer gaps are listed in ``LandmarkTrack.long_gaps`` and hold the
+nearest found frame's points (so every value is finite) but should not be used
+for driving or training: see ``LandmarkTrack.usable``. ``found`` is True only
+for frames where the detector actually found the face.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Union
+
+import numpy as np
+
+from talking_head.errors import EmptyVideoError, NoFaceError, UnsupportedFileError
+from talking_head.landmarks import NUM_LANDMARKS, FaceLandmarks, LandmarkDetector
+
+TRACK_FORMAT_VERSION = 1
+DEFAULT_MAX_GAP_SECONDS = 0.5  # default max_gap: half a second of frames
+DEFAULT_REDETECT_EVERY = 30  # frames between forced full-frame searches
+
+# Called with the number of frames done, or a tqdm-like object (its .update(1) is called).
+Progress = Union[Callable[[int], Any], Any, None]
+
+
+@dataclass
+class LandmarkTrack:
+    """Per-frame landmarks of one face through a clip."""
+
+    points: np.ndarray  # (T, 68, 2) float32 pixel (x, y); filled in frames without a face
+    boxes: np.ndarray  # (T, 4) float32 x0, y0, x1, y1: the detector's face box, filled like points
+    found: np.ndarray  # (T,) bool: the detector found the face in this frame
+    fps: float  # frames per second of the clip
+    backend: str  # landmark backend that produced the track ("fan" or "dlib")
+    frame_size: tuple[int, int]  # (H, W) of the frames, in pixels
+    long_gaps: list[tuple[int, int]] = field(default_factory=list)  # inclusive (start, end) of unfilled gaps
+
+    def __post_init__(self) -> None:
+        self.points = np.asarray(self.points, dtype=np.float32)
+        self.boxes = np.asarray(self.boxes, dtype=np.float32)
+        self.found = np.asarray(self.found, dtype=bool)
+        self.fps = float(self.fps)
+        self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
+        self.long_gaps = [(int(start), int(end)) for start, end in self.long_gaps]
+        length = len(self.found)
+        if self.points.shape != (length, NUM_LANDMARKS, 2) or self.boxes.shape != (length, 4):
+            raise ValueError(
+                f"inconsistent track shapes: points {self.points.shape}, boxes {self.boxes.shape}, "
+                f"found {self.found.shape}; expected ({length}, 68, 2), ({length}, 4), ({length},)"
+            )
+
+    def __len__(self) -> int:
+        return len(self.found)
+
+    @property
+    def face_fraction(self) -> float:
+        """Fraction of frames where the detector found the face (0 for an empty track)."""
+        return float(self.found.mean()) if len(self) else 0.0
+
+    @property
+    def usable(self) -> np.ndarray:
+        """(T,) bool: frames with found or interpolated landmarks, i.e. outside ``long_gaps``."""
+        mask = np.ones(len(self), dtype=bool)
+        for start, end in self.long_gaps:
+            mask[start : end + 1] = False
+        return mask
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the track to ``path`` as a compressed .npz (plain arrays, no pickles)."""
+        gaps = np.array(self.long_gaps, dtype=np.int64).reshape(-1, 2)
+        with open(path, "wb") as file:  # a file object: np.savez would otherwise append ".npz"
+            np.savez_compressed(
+                file,
+                format_version=np.int64(TRACK_FORMAT_VERSION),
+                points=self.points,
+                boxes=self.boxes,
+                found=self.found,
+                fps=np.float64(self.fps),
+                backend=np.array(self.backend),
+                frame_size=np.array(self.frame_size, dtype=np.int64),
+                long_gaps=gaps,
+            )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LandmarkTrack:
+        """Read a track written by ``save``. Raises ``UnsupportedFileError`` for other files."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(
+                    points=data["points"],
+                    boxes=data["boxes"],
+                    found=data["found"],
+                    fps=float(data["fps"]),
+                    backend=str(data["backend"]),
+                    frame_size=tuple(data["frame_size"].tolist()),
+                    long_gaps=[tuple(gap) for gap in data["long_gaps"].tolist()],
+                )
+        except FileNotFoundError as error:
+            raise UnsupportedFileError(f"Landmark track file not found: {path}. Check the path.") from error
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+            raise UnsupportedFileError(
+                f"{path} is not a landmark track (.npz written by LandmarkTrack.save): {error}. "
+                "Re-run landmark extraction (python -m talking_head landmarks) to make one."
+            ) from error
+
+
+def track_landmarks(
+    frames: Iterable[np.ndarray],
+    detector: LandmarkDetector,
+    fps: float,
+    max_gap: int | None = None,
+    progress: Progress = None,
+    redetect_every: int = DEFAULT_REDETECT_EVERY,
+) -> LandmarkTrack:
+    """Track the landmarks of the (largest) face through ``frames``.
+
+    Args:
+        frames: RGB uint8 frames (H, W, 3), all the same size; consumed as a stream.
+        detector: a landmark detector, e.g. ``get_detector()``.
+        fps: frame rate of the clip (stored in the track).
+        max_gap: longest run of faceless frames that is interpolated; default
+            half a second of frames (at least 1).
+        progress: called with the number of frames done after each frame, or a
+            tqdm-like object whose ``update(1)`` is called. Exceptions it raises
+            (e.g. ``CancelledError``) propagate.
+        redetect_every: force a full-frame search after this many hinted frames.
+
+    Raises:
+        NoFaceError: no frame contains a face.
+        EmptyVideoError: ``frames`` is empty.
+    """
+    if max_gap is None:
+        max_gap = max(1, round(DEFAULT_MAX_GAP_SECONDS * fps))
+    points, boxes, found = [], [], []
+    frame_size: tuple[int, int] | None = None
+    box: np.ndarray | None = None  # face box of the last frame with a face
+    since_full = 0  # frames since the last full-frame search
+    for index, frame in enumerate(frames):
+        frame_size = _check_frame_size(frame, frame_size, index)
+        result, full = _detect_frame(detector, frame, box, force_full=since_full >= redetect_every)
+        since_full = 0 if full else since_full + 1
+        if result is None:
+            points.append(np.full((NUM_LANDMARKS, 2), np.nan, dtype=np.float32))
+            boxes.append(np.full(4, np.nan, dtype=np.float32))
+        else:
+            box = result.box
+            points.append(result.points)
+            boxes.append(result.box)
+        found.append(result is not None)
+        _report(progress, index + 1)
+    if frame_size is None:
+        raise EmptyVideoError("The clip has no frames. Please use another video.")
+    found_arr = np.array(found, dtype=bool)
+    if not found_arr.any():
+        raise NoFaceError(
+            f"No face was found in any of the {len(found_arr)} frames. Use a clip where one face is "
+            "clearly visible and roughly facing the camera."
+        )
+    points_arr, boxes_arr = np.stack(points), np.stack(boxes)
+    long_gaps = fill_gaps(points_arr, boxes_arr, found_arr, max_gap)
+    return LandmarkTrack(points_arr, boxes_arr, found_arr, fps, detector.name, frame_size, long_gaps)
+
+
+def _check_frame_size(frame: np.ndarray, frame_size: tuple[int, int] | None, index: int) -> tuple[int, int]:
+    size = (int(frame.shape[0]), int(frame.shape[1]))
+    if frame_size is not None and size != frame_size:
+        raise ValueError(f"frame {index} has size {size}, the clip's first frame {frame_size}")
+    return size
+
+
+def _detect_frame(
+    detector: LandmarkDetector, frame: np.ndarray, box: np.ndarray | None, force_full: bool
+) -> tuple[FaceLandmarks | None, bool]:
+    """Landmarks for one frame (or None) and whether a full-frame search ran."""
+    if box is not None and not force_full:
+        hinted = _try_detect(detector, frame, box)
+        if hinted is not None and is_plausible(hinted, box):
+            return hinted, False
+    result = _try_detect(detector, frame, None)
+    if result is None and box is not None and force_full:
+        # The periodic search missed (e.g. a hard pose): the hinted search may still hold on.
+        hinted = _try_detect(detector, frame, box)
+        if hinted is not None and is_plausible(hinted, box):
+            return hinted, True
+    return result, True
+
+
+def _try_detect(detector: LandmarkDetector, frame: np.ndarray, box: np.ndarray | None) -> FaceLandmarks | None:
+    try:
+        return detector.detect(frame, box_hint=box)
+    except NoFaceError:
+        return None
+
+
+def is_plausible(result: FaceLandmarks, hint: np.ndarray, max_shift: float = 0.5, max_scale: float = 2.0) -> bool:
+    """Lost-test: do hinted landmarks still look like the face in ``hint``?
+
+    The landmarks' extent must be centred within ``max_shift`` box sizes of the
+    hint's centre and its size within a factor ``max_scale`` of the hint's size.
+    """
+    points = result.points
+    if not np.all(np.isfinite(points)):
+        return False
+    extent = np.concatenate([points.min(axis=0), points.max(axis=0)])
+    hint_size = max(float(hint[2] - hint[0]), float(hint[3] - hint[1]), 1e-6)
+    size = max(float(extent[2] - extent[0]), float(extent[3] - extent[1]))
+    shift = np.hypot(*((extent[:2] + extent[2:]) / 2 - (hint[:2] + hint[2:]) / 2))
+    return bool(shift <= max_shift * hint_size and 1 / max_scale <= size / hint_size <= max_scale)
+
+
+def fill_gaps(points: np.ndarray, boxes: np.ndarray, found: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
+    """Fill frames without a face in place; return the long gaps as inclusive (start, end).
+
+    points (T, 68, 2), boxes (T, 4), found (T,) with at least one True.
+    """
+    long_gaps = []
+    valid = np.flatnonzero(found)
+    for start, end in _runs(~found):
+        before = start - 1 if start > 0 else None
+        after = end + 1 if end + 1 < len(found) else None
+        if end - start + 1 > max_gap:
+            long_gaps.append((start, end))
+        elif before is not None and after is not None:
+            weights = (np.arange(start, end + 1) - before) / (after - before)  # (G,)
+            for array in (points, boxes):
+                shape = (-1,) + (1,) * (array.ndim - 1)
+                array[start : end + 1] = (
+                    (1 - weights).reshape(shape) * array[before] + weights.reshape(shape) * array[after]
+                )
+            continue
+        # Long gaps and gaps at the clip's ends: hold the nearest found frame.
+        for index in range(start, end + 1):
+            nearest = valid[np.argmin(np.abs(valid - index))]
+            points[index], boxes[index] = points[nearest], boxes[nearest]
+    return long_gaps
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (start, end) of each run of True in a 1-D bool array."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(s), int(e) - 1) for s, e in zip(edges[::2], edges[1::2])]
+
+
+def _report(progress: Progress, done: int) -> None:
+    if progress is None:
+        return
+    update = getattr(progress, "update", None)
+    if callable(update):
+        update(1)
+    else:
+        progress(done)
