@@ -55,9 +55,7 @@ class LossConfig:
     feature_matching_weight: float = 10.0  # weight of the feature-matching part of L_ADV
     embedding_match_weight: float = 10.0  # weight of L_MCH = |ê − W|₁ (FT variant only; 0 disables)
     pixel_weight: float = 1.0  # weight of the pixel-space content loss used when VGG weights are unavailable
-    content_loss: str = (
-        "auto"  # "vgg" (VGG required), "pixel", or "auto" (VGG if its weights load, else pixel)
-    )
+    content_loss: str = "auto"  # "vgg" (VGG required), "pixel", or "auto" (VGG if it loads, else pixel)
     # local .safetensors/.pth file or Hub "repo_id[:filename]"; default: env TALKING_HEAD_VGG19
     vgg19_source: str | None = field(default_factory=lambda: _env_source(ENV_VGG19))
     # same for VGG-Face; default: env TALKING_HEAD_VGGFACE
