@@ -51,11 +51,22 @@ def count_params(module: nn.Module, skip_prefix: str | None = None) -> int:
     return sum(p.numel() for n, p in module.named_parameters() if not (skip_prefix and n.startswith(skip_prefix)))
 
 
-def macs_per_frame(fn: Callable[[], object], batch: int) -> float:
-    """Multiply-accumulates per frame of ``fn`` (FlopCounterMode counts 2 FLOPs per MAC)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops() / 2 / batch
+def macs_per_frame(config: ModelConfig) -> tuple[float, float]:
+    """Multiply-accumulates per frame of E and G (FlopCounterMode counts 2 FLOPs per MAC).
+
+    Runs on the meta device: shapes only, so even the paper size costs nothing.
+    """
+    with torch.device("meta"):
+        embedder, generator = Embedder(config).eval(), Generator(config).eval()
+        x = torch.zeros(1, config.image_channels, config.image_size, config.image_size)
+        y = torch.zeros(1, config.landmark_channels, config.image_size, config.image_size)
+        e = torch.zeros(1, config.embedding_dim)
+    macs = []
+    for fn in (lambda: embedder(x, y), lambda: generator(y, e=e)):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            fn()
+        macs.append(counter.get_total_flops() / 2)
+    return macs[0], macs[1]
 
 
 def median_ms_per_frame(fn: Callable[[], object], batch: int, repeats: int, sync: Callable[[], None]) -> float:
@@ -89,9 +100,8 @@ def bench_preset(name: str, config: ModelConfig, batch_sizes: list[int], repeats
         e = torch.rand(batch, config.embedding_dim, device=device, dtype=dtype)
         return x, y, e
 
-    x, y, e = inputs(1, "cpu", torch.float32)
-    print(f"MACs/frame  E {macs_per_frame(lambda: embedder(x, y), 1) / 1e9:.2f} G | "
-          f"G {macs_per_frame(lambda: generator(y, e), 1) / 1e9:.2f} G")
+    macs_e, macs_g = macs_per_frame(config)
+    print(f"MACs/frame  E {macs_e / 1e9:.2f} G | G {macs_g / 1e9:.2f} G")
 
     devices = [("cpu", torch.float32)] + ([("cuda", torch.bfloat16)] if torch.cuda.is_available() else [])
     for device, dtype in devices:
@@ -115,6 +125,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median is printed)")
     args = parser.parse_args()
     print(describe_machine())
+    print(f"load average (other processes compete for the CPU): {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     for name in args.presets:
         bench_preset(name, PRESETS[name], args.batch_sizes, args.repeats)
 
