@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from talking_head.errors import ImageReadError, UnsupportedFileError
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image, np.ndarray]
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Image.Image | np.ndarray
 
 # Shown to users when a file is not an image; matches what Pillow decodes here.
 ACCEPTED_IMAGE_TYPES = "JPEG, PNG, WebP, BMP, TIFF or GIF"

@@ -264,7 +264,7 @@ class DlibDetector:
         cx, cy = (hint[0] + hint[2]) / 2, (hint[1] + hint[3]) / 2
         half = size * (0.5 + self.hint_margin)
         x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
-        x1, y1 = min(width, int(math.ceil(cx + half))), min(height, int(math.ceil(cy + half)))
+        x1, y1 = min(width, math.ceil(cx + half)), min(height, math.ceil(cy + half))
         if x1 - x0 < 8 or y1 - y0 < 8:  # hint (almost) outside the frame
             return np.zeros((0, 5))
         scale = self._window_scale(size, max(height, width))
@@ -291,7 +291,7 @@ class DlibDetector:
         return base / _PYRAMID_STEP**steps
 
     def _predict(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
-        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        x0, y0, x1, y1 = (round(float(v)) for v in box)
         import dlib
 
         shape = self._predictor(rgb, dlib.rectangle(x0, y0, x1 - 1, y1 - 1))

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Union
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ DEFAULT_MAX_GAP_SECONDS = 0.5  # default max_gap: half a second of frames
 DEFAULT_REDETECT_EVERY = 30  # frames between forced full-frame searches
 
 # Called with the number of frames done, or a tqdm-like object (its .update(1) is called).
-Progress = Union[Callable[[int], Any], Any, None]
+Progress = Callable[[int], Any] | Any | None
 
 
 @dataclass
@@ -201,14 +202,18 @@ def _detect_frame(
     return result, True
 
 
-def _try_detect(detector: LandmarkDetector, frame: np.ndarray, box: np.ndarray | None) -> FaceLandmarks | None:
+def _try_detect(
+    detector: LandmarkDetector, frame: np.ndarray, box: np.ndarray | None
+) -> FaceLandmarks | None:
     try:
         return detector.detect(frame, box_hint=box)
     except NoFaceError:
         return None
 
 
-def is_plausible(result: FaceLandmarks, hint: np.ndarray, max_shift: float = 0.5, max_scale: float = 2.0) -> bool:
+def is_plausible(
+    result: FaceLandmarks, hint: np.ndarray, max_shift: float = 0.5, max_scale: float = 2.0
+) -> bool:
     """Lost-test: do hinted landmarks still look like the face in ``hint``?
 
     The landmarks' extent must be centred within ``max_shift`` box sizes of the
@@ -224,7 +229,9 @@ def is_plausible(result: FaceLandmarks, hint: np.ndarray, max_shift: float = 0.5
     return bool(shift <= max_shift * hint_size and 1 / max_scale <= size / hint_size <= max_scale)
 
 
-def fill_gaps(points: np.ndarray, boxes: np.ndarray, found: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
+def fill_gaps(
+    points: np.ndarray, boxes: np.ndarray, found: np.ndarray, max_gap: int
+) -> list[tuple[int, int]]:
     """Fill frames without a face in place; return the long gaps as inclusive (start, end).
 
     points (T, 68, 2), boxes (T, 4), found (T,) with at least one True.
@@ -240,9 +247,9 @@ def fill_gaps(points: np.ndarray, boxes: np.ndarray, found: np.ndarray, max_gap:
             weights = (np.arange(start, end + 1) - before) / (after - before)  # (G,)
             for array in (points, boxes):
                 shape = (-1,) + (1,) * (array.ndim - 1)
-                array[start : end + 1] = (
-                    (1 - weights).reshape(shape) * array[before] + weights.reshape(shape) * array[after]
-                )
+                array[start : end + 1] = (1 - weights).reshape(shape) * array[before] + weights.reshape(
+                    shape
+                ) * array[after]
             continue
         # Long gaps and gaps at the clip's ends: hold the nearest found frame.
         for index in range(start, end + 1):

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _landmark_helpers import astronaut, blank_frame, face_crop, paste
 from PIL import Image
 
-from _landmark_helpers import astronaut, blank_frame, face_crop, paste
 from talking_head import landmarks
 from talking_head.errors import NoFaceError, WeightsError
 from talking_head.images import load_image
@@ -241,8 +241,8 @@ def _check_fan_result(result: FaceLandmarks) -> None:
 
 
 def test_fan_loads_cached_weights_and_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import face_alignment.detection.sfd.sfd_detector as sfd_detector
     import face_alignment.models
+    from face_alignment.detection.sfd import sfd_detector
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # must never try to download: the files are cached

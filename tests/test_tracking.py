@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _landmark_helpers import FACE_CROP, astronaut, moving_face_clip
+
 from talking_head.errors import EmptyVideoError, NoFaceError, UnsupportedFileError
 from talking_head.landmarks import DlibDetector, FaceLandmarks
 from talking_head.tracking import LandmarkTrack, fill_gaps, track_landmarks
