@@ -22,13 +22,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from talking_head.bench import machine_info, synthetic_talking_frames  # noqa: E402
-from talking_head.errors import TalkingHeadError  # noqa: E402
-from talking_head.landmarks import LandmarkDetector, get_detector  # noqa: E402
-from talking_head.overlay import compose_overlay  # noqa: E402
-from talking_head.raster import rasterize_landmarks  # noqa: E402
-from talking_head.tracking import track_landmarks  # noqa: E402
-from talking_head.video import VideoReader  # noqa: E402
+from talking_head.bench import machine_info, synthetic_talking_frames
+from talking_head.errors import TalkingHeadError
+from talking_head.landmarks import LandmarkDetector, get_detector
+from talking_head.overlay import compose_overlay
+from talking_head.raster import rasterize_landmarks
+from talking_head.tracking import track_landmarks
+from talking_head.video import VideoReader
 
 RASTER_SIZE = 256
 

@@ -175,14 +175,14 @@ def draw_landmarks(
     else:
         state = "lost"
     if box is not None and np.isfinite(box).all():
-        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        x0, y0, x1, y1 = (round(v) for v in box)
         cv2.rectangle(canvas, (x0, y0), (x1, y1), _STATE_COLORS[state], thickness, cv2.LINE_AA)
     label = _STATE_LABELS[state]
     if label:
         scale = max(0.4, min(height, width) / 512)
         origin = (max(2, width // 64), max(12, int(24 * scale)))
         cv2.putText(canvas, label, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, _STATE_COLORS[state],
-                    max(1, int(round(2 * scale))), cv2.LINE_AA)
+                    max(1, round(2 * scale)), cv2.LINE_AA)
     return canvas
 
 
@@ -192,8 +192,8 @@ def _draw_parts(canvas: np.ndarray, points: np.ndarray) -> None:
     limit = 4 * max(canvas.shape[:2])  # far-off points clamped: keeps fixed-point ints small
     fixed = np.round(np.clip(points, -limit, limit) * (1 << shift)).astype(np.int32)  # (68, 2)
     face_size = float(np.ptp(np.clip(points, -limit, limit), axis=0).max())
-    thickness = max(1, int(round(face_size / 160)))
-    radius = int(round(max(1.0, face_size / 100) * (1 << shift)))
+    thickness = max(1, round(face_size / 160))
+    radius = round(max(1.0, face_size / 100) * (1 << shift))
     for part in LANDMARK_PARTS:
         polyline = fixed[list(part.indices)]
         cv2.polylines(canvas, [polyline.reshape(-1, 1, 2)], part.closed, part.color, thickness, cv2.LINE_AA, shift)
