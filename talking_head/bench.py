@@ -329,6 +329,8 @@ def run_python_module(module: str, args: list[str], env: dict[str, str] | None =
 
 def bench_end_to_end(config: BenchConfig, workdir: Path) -> list[dict[str, Any]]:
     """``python -m talking_head animate`` on a synthetic clip, once per step count."""
+    import torch
+
     clip = write_synthetic_clip(workdir / "driving.mp4", config.clip_seconds, config.clip_fps, config.clip_size)
     photo = workdir / "photo.png"
     from PIL import Image
@@ -340,9 +342,13 @@ def bench_end_to_end(config: BenchConfig, workdir: Path) -> list[dict[str, Any]]
         out = workdir / f"out_{steps}.mp4"
         args = [
             "animate", "--photos", str(photo), "--driving", str(clip), "--steps", str(steps), "--out", str(out),
-            "--weights", weights,
+            "--weights", weights, "--landmarks", config.landmarks_backend,
         ]
-        result = run_python_module("talking_head", args, env=os.environ | {"TQDM_DISABLE": "1"})
+        if torch.cuda.is_available():
+            args.append("--bf16")
+        # The child uses as many torch threads as this process (set with --threads).
+        env = os.environ | {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
+        result = run_python_module("talking_head", args, env=env)
         if result["exit_code"] == 0:
             result.pop("output_tail")
         rows.append({"clip_seconds": config.clip_seconds, "fps": config.clip_fps, "steps": steps, "weights": weights} | result)

@@ -14,7 +14,7 @@ its own landmarks (absolute mode: same person) and compared with the real crop:
   that have none are left out of the landmark error and CSIM).
 
 Cross-reenactment: the person of clip i (A, embedded from its shots) is driven
-by the hold-out landmarks of clip i+1 (B) in relative mode; CSIM is measured
+by ``cross_frames`` (16) of the hold-out landmarks of clip i+1 (B) in relative mode; CSIM is measured
 against A's real hold-out frames (mean descriptor) and the landmark error
 against B's motion retargeted to A (what G was given).
 
@@ -64,6 +64,7 @@ class EvalConfig:
     max_clips: int | None = None  # evaluate at most this many clips (sorted by path)
     max_seconds: float | None = None  # read at most this much of each clip
     cross: bool = True  # also run cross-reenactment (clip i driven by clip i+1)
+    cross_frames: int = 16  # driving frames per cross pair, evenly from B's hold-out frames
     baseline_copy: bool = True  # include the "copy the shot frame" baseline
     landmarks_backend: str = "auto"  # detector for driving and re-detected landmarks
     seed: int = 0  # seeds torch before each fine-tuning
@@ -73,8 +74,8 @@ class EvalConfig:
             raise ValueError("shots must be positive numbers of frames, e.g. 1,8")
         if not self.steps or min(self.steps) < 0:
             raise ValueError("steps must be numbers ≥ 0, e.g. 0,40")
-        if self.holdout < 1:
-            raise ValueError("holdout must be at least 1 frame")
+        if self.holdout < 1 or self.cross_frames < 1:
+            raise ValueError("holdout and cross_frames must be at least 1 frame")
         if not 0.0 < self.shot_fraction < 1.0:
             raise ValueError("shot_fraction must be between 0 and 1")
 
@@ -336,7 +337,8 @@ def _cross_reenactment(
     from talking_head.motion import retarget_landmarks
 
     reference = metrics.mean_descriptor(source_desc)
-    driving = np.stack([driver.points[i] for i in driver.holdout])  # (K, 68, 2)
+    chosen = np.linspace(0, len(driver.holdout) - 1, min(ctx.config.cross_frames, len(driver.holdout))).round()
+    driving = np.stack([driver.points[driver.holdout[int(k)]] for k in sorted(set(chosen))])  # (K, 68, 2)
     results: dict[str, Any] = {"driver": driver.name}
     for t, shot_ids in source.shots.items():
         if not shot_ids or not any(key[0] == t for key in persons):

@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="weights folder or repo id for the end-to-end runs (default: random weights)")
     parser.add_argument("--clip-seconds", type=float, help="length of the synthetic driving clip (default 10)")
     parser.add_argument("--landmarks", choices=("auto", "fan", "dlib"), help="landmark detector to time")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", help="write results as JSON here and the table next to it (.txt)")
 
 
@@ -22,6 +23,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmarks, print the machine and the tables, optionally write them."""
     from talking_head.bench import BenchConfig, format_table, run_benchmarks, write_results
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     config = BenchConfig.quick() if args.quick else BenchConfig()
     overrides = {
         "presets": tuple(args.presets) if args.presets else None,

@@ -36,9 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-clips", type=int, help="evaluate only the first N clips")
     parser.add_argument("--max-seconds", type=float, help="read at most this many seconds of each clip")
     parser.add_argument("--no-cross", action="store_true", help="skip cross-reenactment")
+    parser.add_argument("--cross-frames", type=int, default=16, help="driving frames per cross-reenactment pair (default 16)")
     parser.add_argument("--no-copy", action="store_true", help="skip the copy-the-shot-frame baseline")
     parser.add_argument("--landmarks", default="auto", choices=("auto", "fan", "dlib"), help="landmark detector")
     parser.add_argument("--seed", type=int, default=0, help="seed for fine-tuning")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (on a busy shared CPU, 1 can be much faster)")
     parser.add_argument("--out", required=True, help="REPORT.json; the Markdown table goes next to it as REPORT.md")
 
 
@@ -71,10 +73,15 @@ def run(args: argparse.Namespace) -> int:
         max_clips=args.max_clips,
         max_seconds=args.max_seconds,
         cross=not args.no_cross,
+        cross_frames=args.cross_frames,
         baseline_copy=not args.no_copy,
         landmarks_backend=args.landmarks,
         seed=args.seed,
     )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     model, weights = _load_model(args)
     report = evaluate(model, args.videos, config, progress=lambda msg: log.info("%s", msg))
     report["weights"] = weights
