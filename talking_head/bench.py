@@ -78,9 +78,8 @@ class BenchConfig:
 
 
 def _cpu_model() -> str:
-    with contextlib.suppress(OSError, StopIteration):
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo", encoding="utf-8") as f:
+        return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     return platform.processor() or platform.machine()
 
 
@@ -168,8 +167,8 @@ def bench_networks(preset: str, batch_sizes: tuple[int, ...], repeats: int) -> l
             autocast = torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32)
             # parametrize.cached(): spectral norms computed once per call, as at inference.
             with torch.no_grad(), autocast, parametrize.cached():
-                e_s = median_seconds(lambda: embedder(x, y), repeats, sync)
-                g_s = median_seconds(lambda: generator(y, e), repeats, sync)
+                e_s = median_seconds(lambda x=x, y=y: embedder(x, y), repeats, sync)
+                g_s = median_seconds(lambda y=y, e=e: generator(y, e), repeats, sync)
             rows.append({
                 "preset": preset,
                 "device": device,
@@ -207,7 +206,7 @@ def write_synthetic_clip(path: Path, seconds: float, fps: float, size: int) -> P
     from talking_head.video import VideoWriter
 
     with VideoWriter(path, fps) as writer:
-        for frame in synthetic_talking_frames(max(1, int(round(seconds * fps))), size):
+        for frame in synthetic_talking_frames(max(1, round(seconds * fps)), size):
             writer.write(frame)
     return path
 

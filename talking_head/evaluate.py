@@ -116,7 +116,7 @@ def select_frames(
         shot part and one hold-out frame.
     """
     max_shots = max(shots)
-    part = max(max_shots, int(round(num_frames * shot_fraction)))
+    part = max(max_shots, round(num_frames * shot_fraction))
     if num_frames - part < 1:
         raise ValueError(f"the clip has {num_frames} frames: too short for {max_shots} shots plus hold-out frames")
     shot_sets = {t: sorted({int(i) for i in np.linspace(0, part - 1, t).round()}) for t in shots}
@@ -511,8 +511,10 @@ def markdown_report(report: dict[str, Any]) -> str:
         "# Evaluation",
         "",
         f"- weights: `{report.get('weights', '?')}`; image size {report['model_config']['image_size']}",
-        f"- clips: {report['clips_evaluated']} evaluated, {report['clips_skipped']} skipped; "
-        f"hold-out frames per clip: {cfg['holdout']}; landmarks: {report['landmarks_backend']}",
+        (
+            f"- clips: {report['clips_evaluated']} evaluated, {report['clips_skipped']} skipped; "
+            f"hold-out frames per clip: {cfg['holdout']}; landmarks: {report['landmarks_backend']}"
+        ),
         f"- machine: {machine.get('summary', '?')}",
         f"- wall time: {report['timings']['total_s']:.0f} s",
         "",
@@ -528,9 +530,11 @@ def markdown_report(report: dict[str, Any]) -> str:
         lines += ["", "Skipped clips:", ""] + [f"- `{c['clip']}`: {c['skipped']}" for c in skipped]
     lines += [
         "",
-        "SSIM: Gaussian 11×11, σ 1.5, mean over RGB channels; PSNR on uint8 (capped at 100 dB); "
-        "L1 in [0, 1]; LMK err: mean landmark distance / outer-eye-corner distance; "
-        "CSIM: cosine of dlib 128-d face descriptors. Means over clips.",
+        (
+            "SSIM: Gaussian 11×11, σ 1.5, mean over RGB channels; PSNR on uint8 (capped at 100 dB); "
+            "L1 in [0, 1]; LMK err: mean landmark distance / outer-eye-corner distance; "
+            "CSIM: cosine of dlib 128-d face descriptors. Means over clips."
+        ),
     ]
     return "\n".join(lines) + "\n"
 

@@ -195,7 +195,7 @@ class FaceIdentity:
             if rect is None:
                 return None
         else:
-            x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+            x0, y0, x1, y1 = (round(float(v)) for v in box)
             rect = dlib.rectangle(x0, y0, x1, y1)
         shape = self._aligner(image, rect)
         return np.asarray(self._encoder.compute_face_descriptor(image, shape), dtype=np.float32)

@@ -12,7 +12,6 @@ import pytest
 from talking_head import bench
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
     """Tiny networks run faster on one thread, and a shared, busy CPU makes 2 threads spin-wait."""

@@ -12,7 +12,6 @@ from talking_head import evaluate
 from talking_head.evaluate import EvalConfig, select_frames
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
     """Tiny networks run faster on one thread, and a shared, busy CPU makes 2 threads spin-wait."""
@@ -67,7 +66,7 @@ def test_find_clips(tmp_path: Path) -> None:
 def test_score_frames_real_faces(astronaut_path: Path) -> None:
     """Real crops scored against themselves: perfect image metrics, ~0 landmark error, CSIM ≈ 1."""
     from talking_head.bench import synthetic_talking_frames
-    from talking_head.framing import crop_box_from_landmarks, crop_image, points_to_crop
+    from talking_head.framing import crop_box_from_landmarks, crop_image
     from talking_head.landmarks import get_detector
     from talking_head.metrics import get_face_identity
 
@@ -109,8 +108,9 @@ def synthetic_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_evaluate_tiny_synthetic_set(synthetic_videos: Path, tmp_path: Path) -> None:
-    from talking_head.model import TalkingHeadModel
     from _tiny_weights import make_tiny_weights
+
+    from talking_head.model import TalkingHeadModel
 
     model = TalkingHeadModel.from_pretrained(make_tiny_weights(tmp_path / "weights"))
     config = EvalConfig(shots=(1,), steps=(0, 1), holdout=4, landmarks_backend="dlib")
