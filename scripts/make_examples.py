@@ -1,0 +1,121 @@
+"""Make the example driving motions shipped in ``examples/motions/``.
+
+Each example is a *landmark track* the project extracted itself, never video
+pixels: the clips in ``../shared/data`` are research-only and must not be
+shipped, but the numbers derived from them (68 points per frame) may be.
+
+For every entry of :data:`MOTIONS` this script
+
+1. tracks the 68 landmarks through ``seconds`` of the clip (dlib backend:
+   offline and deterministic), starting at ``start`` seconds;
+2. saves the track as ``examples/motions/<name>.npz`` (``LandmarkTrack.save``:
+   points, boxes, found flags, **fps**, backend, frame size; no pickles);
+3. renders a preview ``examples/motions/<name>.mp4`` made only from
+   ``rasterize_landmarks`` of the framed landmarks (a sketch on black, no
+   video pixels), tagged synthetic in its metadata.
+
+Run from the repository root::
+
+    python scripts/make_examples.py --data ../shared/data
+
+The result is deterministic for a given clip and dlib version. Each .npz is
+about 50-100 kB and each preview about 100 kB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from talking_head.framing import crop_box_from_landmarks, points_to_crop, smooth_crop_boxes  # noqa: E402
+from talking_head.landmarks import get_detector  # noqa: E402
+from talking_head.pipeline import SYNTHETIC_METADATA  # noqa: E402
+from talking_head.raster import rasterize_landmarks  # noqa: E402
+from talking_head.tracking import LandmarkTrack, track_landmarks  # noqa: E402
+from talking_head.video import VideoReader  # noqa: E402
+
+PREVIEW_SIZE = 256  # side of the landmark-sketch preview, pixels
+PREVIEW_CROP_SMOOTHING = 3.0  # sigma (frames) of the preview's crop-box smoothing, as the pipeline frames drivers
+
+
+@dataclass(frozen=True)
+class MotionSpec:
+    """One example motion: which clip, which part of it."""
+
+    name: str  # file stem in examples/motions/
+    clip: str  # path relative to the data folder
+    start: float  # first second used
+    seconds: float  # length used
+    description: str  # shown in the app's example list
+
+
+MOTIONS = (
+    MotionSpec("calm-talking", "val/lia_vox2_man/lia_vox_driving2.mp4", 0.0, 5.0, "speech, small mouth and head motion"),
+    MotionSpec("head-tilts", "val/theresa_may/aniport_pose_ref_video.mp4", 0.0, 5.0, "speech with head tilts"),
+    MotionSpec("expressions", "val/lp_d12/lp_d12.mp4", 0.0, 5.0, "wide mouth movements and head turns"),
+)
+
+
+def extract_track(clip: Path, start: float, seconds: float) -> LandmarkTrack:
+    """Landmarks of ``seconds`` of ``clip`` from ``start`` (tracked from the clip's first frame, then cut)."""
+    detector = get_detector("dlib")
+    with VideoReader(clip, max_seconds=start + seconds) as reader:
+        track = track_landmarks(reader, detector, fps=reader.info.fps)
+    first = int(round(start * track.fps))
+    last = first + int(round(seconds * track.fps))
+    return LandmarkTrack(
+        points=track.points[first:last],
+        boxes=track.boxes[first:last],
+        found=track.found[first:last],
+        fps=track.fps,
+        backend=track.backend,
+        frame_size=track.frame_size,
+        long_gaps=[(a - first, b - first) for a, b in track.long_gaps if a >= first and b < last],
+    )
+
+
+def sketch_frames(track: LandmarkTrack, size: int = PREVIEW_SIZE) -> list[np.ndarray]:
+    """The track framed like a driving clip and rasterized: ``(size, size, 3)`` uint8 sketches."""
+    boxes = smooth_crop_boxes([crop_box_from_landmarks(p) for p in track.points], PREVIEW_CROP_SMOOTHING)
+    return [rasterize_landmarks(points_to_crop(p, box, size), size) for p, box in zip(track.points, boxes)]
+
+
+def write_preview(track: LandmarkTrack, path: Path) -> None:
+    """The landmark-sketch preview MP4 of a track (no video pixels)."""
+    from talking_head.video import VideoWriter
+
+    with VideoWriter(path, track.fps, metadata=SYNTHETIC_METADATA) as writer:
+        for frame in sketch_frames(track):
+            writer.write(frame)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data", help="folder with train/ and val/")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "examples" / "motions", help="output folder")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for spec in MOTIONS:
+        clip = args.data / spec.clip
+        if not clip.is_file():
+            print(f"missing {clip}: pass --data pointing at the folder with val/ and train/", file=sys.stderr)
+            return 1
+        track = extract_track(clip, spec.start, spec.seconds)
+        track.save(args.out / f"{spec.name}.npz")
+        write_preview(track, args.out / f"{spec.name}.mp4")
+        print(
+            f"{spec.name}: {len(track)} frames at {track.fps:g} fps, face found in {100 * track.face_fraction:.0f}% "
+            f"of frames, from {spec.clip} ({spec.description})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
