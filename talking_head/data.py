@@ -35,9 +35,10 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -156,7 +157,9 @@ def read_manifest(root: str | Path) -> list[dict[str, Any]]:
     """All manifest entries of a prepared folder (kept and skipped), in file order."""
     path = Path(root) / MANIFEST_NAME
     if not path.exists():
-        raise TalkingHeadError(f"{path} not found: run `python -m talking_head prepare --videos DIR --out {root}` first")
+        raise TalkingHeadError(
+            f"{path} not found: run `python -m talking_head prepare --videos DIR --out {root}` first"
+        )
     entries = []
     with path.open(encoding="utf-8") as f:
         for line in f:
@@ -209,7 +212,9 @@ class EpisodeDataset(torch.utils.data.Dataset):
         self.flip = flip
         self.entries = kept_entries(self.root)
         if not self.entries:
-            raise TalkingHeadError(f"{self.root} holds no usable clips: check {self.root / MANIFEST_NAME} for skip reasons")
+            raise TalkingHeadError(
+                f"{self.root} holds no usable clips: check {self.root / MANIFEST_NAME} for skip reasons"
+            )
         self._clips: dict[int, PreparedClip] = {}
 
     def __len__(self) -> int:
@@ -226,7 +231,9 @@ class EpisodeDataset(torch.utils.data.Dataset):
         return self._clips[video_index]
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        video_index, seed = (int(key), int(key)) if isinstance(key, (int, np.integer)) else (int(key[0]), int(key[1]))
+        video_index, seed = (
+            (int(key), int(key)) if isinstance(key, (int, np.integer)) else (int(key[0]), int(key[1]))
+        )
         rng = np.random.default_rng(seed)
         clip = self.clip(video_index)
         frames = self._choose_frames(len(clip), rng)
@@ -270,7 +277,9 @@ class EpisodeSampler(torch.utils.data.Sampler):
     ``start = s * B`` and yields exactly what an uninterrupted run would.
     """
 
-    def __init__(self, num_videos: int, seed: int = 0, rank: int = 0, world_size: int = 1, start: int = 0) -> None:
+    def __init__(
+        self, num_videos: int, seed: int = 0, rank: int = 0, world_size: int = 1, start: int = 0
+    ) -> None:
         self.num_videos = num_videos
         self.seed = seed
         self.rank = rank
@@ -288,7 +297,9 @@ class EpisodeSampler(torch.utils.data.Sampler):
         while True:
             videos = self._epoch(epoch)
             for position in range(offset, self.per_rank):
-                global_position = epoch * self.per_rank * self.world_size + position * self.world_size + self.rank
+                global_position = (
+                    epoch * self.per_rank * self.world_size + position * self.world_size + self.rank
+                )
                 episode_seed = int(np.random.SeedSequence([self.seed, global_position]).generate_state(1)[0])
                 yield int(videos[position]), episode_seed
             epoch, offset = epoch + 1, 0

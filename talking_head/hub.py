@@ -41,10 +41,14 @@ def export_run(run_dir: str | Path, out_dir: str | Path, use_ema: bool = True) -
     try:
         model.embedder.load_state_dict(checkpoint[prefix + "embedder"])
         model.generator.load_state_dict(checkpoint[prefix + "generator"])
-        generic = {k: v for k, v in checkpoint["discriminator"].items() if not k.startswith(VIDEO_TABLE_PREFIX)}
+        generic = {
+            k: v for k, v in checkpoint["discriminator"].items() if not k.startswith(VIDEO_TABLE_PREFIX)
+        }
         model.discriminator.load_state_dict(generic)
     except (KeyError, RuntimeError) as err:
-        raise WeightsError(f"{run_dir} has a checkpoint that does not match its model config ({err})") from err
+        raise WeightsError(
+            f"{run_dir} has a checkpoint that does not match its model config ({err})"
+        ) from err
     model.save_pretrained(out_dir)
     card = model_card(checkpoint, _read_run_config(run_dir), _last_stats(run_dir / STATS_NAME), use_ema)
     (out_dir / MODEL_CARD_NAME).write_text(card, encoding="utf-8")
@@ -81,7 +85,8 @@ def _manifest_counts(data_dir: str | None) -> str:
     kept = [e for e in latest.values() if e.get("skipped") is None]
     identities = len({e["identity"] for e in kept})
     frames = sum(e.get("frames_used", 0) for e in kept)
-    return f"{len(kept)} clips of {identities} identities kept ({frames} frames), {len(latest) - len(kept)} skipped"
+    skipped = len(latest) - len(kept)
+    return f"{len(kept)} clips of {identities} identities kept ({frames} frames), {skipped} skipped"
 
 
 def model_card(
@@ -93,6 +98,14 @@ def model_card(
     hours = float(checkpoint.get("wall_seconds", 0.0)) / 3600
     variant = train_config.get("variant", "?")
     stats = ", ".join(f"{k} {v:.4g}" for k, v in last_stats.items() if k.startswith(("loss_", "d_")))
+    if variant == "ft":
+        variant_note = "trained with the embedding-match loss; fine-tune per person"
+    else:
+        variant_note = "feed-forward, no match loss"
+    batch = (
+        f"batch {train_config.get('batch_size')} × {checkpoint.get('world_size', 1)} processes, "
+        f"K = {train_config.get('k_shots')}"
+    )
     return f"""---
 license: apache-2.0
 tags:
@@ -113,8 +126,8 @@ not included). Load with
 | | |
 | --- | --- |
 | preset | {preset_name(config)} ({config.image_size}×{config.image_size}, N = {config.embedding_dim}) |
-| variant | {variant} ({"trained with the embedding-match loss; fine-tune per person" if variant == "ft" else "feed-forward, no match loss"}) |
-| steps | {checkpoint["step"]} (batch {train_config.get("batch_size")} × {checkpoint.get("world_size", 1)} processes, K = {train_config.get("k_shots")}) |
+| variant | {variant} ({variant_note}) |
+| steps | {checkpoint["step"]} ({batch}) |
 | weights | {"EMA of E and G" if use_ema else "raw E and G"} (EMA decay {train_config.get("ema_decay")}) |
 | content loss | {checkpoint.get("content_loss_kind", run_config.get("content_loss_kind", "?"))} |
 | training data | {_manifest_counts(run_config.get("data"))} |

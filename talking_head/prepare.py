@@ -34,9 +34,10 @@ import logging
 import multiprocessing
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -89,8 +90,10 @@ class PrepareSummary:
     def describe(self) -> str:
         """A few human-readable lines."""
         lines = [
-            f"{self.total} clips found, {self.already_done} already done; this run kept {self.kept} "
-            f"({self.frames} frames, {self.bytes / 1e6:.1f} MB) and skipped {self.skipped} in {self.seconds:.0f} s",
+            (
+                f"{self.total} clips found, {self.already_done} already done; this run kept {self.kept} "
+                f"({self.frames} frames, {self.bytes / 1e6:.1f} MB) and skipped {self.skipped} in {self.seconds:.0f} s"
+            ),
             f"manifest now: {self.kept_total} kept, {self.skipped_total} skipped",
         ]
         lines += [f"  skipped ({count}): {reason}" for reason, count in self.reasons.most_common()]
@@ -101,7 +104,9 @@ def find_clips(videos_dir: str | Path) -> list[ClipTask]:
     """Every video below ``videos_dir``, sorted; the first folder names the identity."""
     root = Path(videos_dir)
     if not root.is_dir():
-        raise TalkingHeadError(f"{root} is not a folder: give --videos a folder of <identity>/<clip>.mp4 files")
+        raise TalkingHeadError(
+            f"{root} is not a folder: give --videos a folder of <identity>/<clip>.mp4 files"
+        )
     tasks = []
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()):
         relative = path.relative_to(root)
@@ -175,7 +180,9 @@ def _count(summary: PrepareSummary, entry: dict[str, Any]) -> None:
         summary.reasons[entry["skipped"].split(":")[0]] += 1
 
 
-def _run_tasks(tasks: list[ClipTask], out_dir: Path, options: PrepareOptions, workers: int) -> Iterator[dict[str, Any]]:
+def _run_tasks(
+    tasks: list[ClipTask], out_dir: Path, options: PrepareOptions, workers: int
+) -> Iterator[dict[str, Any]]:
     """Manifest entries of ``tasks`` as they finish (in a pool when workers > 1)."""
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:
@@ -201,7 +208,9 @@ def _prepare_clip_star(args: tuple[ClipTask, Path, PrepareOptions]) -> dict[str,
     return prepare_clip(*args)
 
 
-def prepare_clip(task: ClipTask, out_dir: str | Path, options: PrepareOptions | None = None) -> dict[str, Any]:
+def prepare_clip(
+    task: ClipTask, out_dir: str | Path, options: PrepareOptions | None = None
+) -> dict[str, Any]:
     """Prepare one clip; return its manifest entry (``skipped`` holds the reason when it was not kept)."""
     options = options or PrepareOptions()
     start = time.perf_counter()
@@ -222,7 +231,7 @@ def prepare_clip(task: ClipTask, out_dir: str | Path, options: PrepareOptions | 
         _prepare_clip_checked(task, Path(out_dir), options, entry)
     except TalkingHeadError as err:
         entry["skipped"] = _reason(err)
-    except Exception as err:  # noqa: BLE001 - one odd clip must not end a long run; the reason is recorded
+    except Exception as err:
         logger.exception("unexpected error preparing %s", task.relative)
         entry["skipped"] = f"unexpected error: {type(err).__name__}: {err}"
     entry["seconds"] = round(time.perf_counter() - start, 3)
@@ -247,7 +256,9 @@ def _reason(err: TalkingHeadError) -> str:
     return f"{category}: {err}"
 
 
-def _prepare_clip_checked(task: ClipTask, out_dir: Path, options: PrepareOptions, entry: dict[str, Any]) -> None:
+def _prepare_clip_checked(
+    task: ClipTask, out_dir: Path, options: PrepareOptions, entry: dict[str, Any]
+) -> None:
     """The work of :func:`prepare_clip`, filling ``entry`` as facts become known; raises ``TalkingHeadError`` to skip."""
     from talking_head.framing import crop_box_from_landmarks, crop_image, points_to_crop, smooth_crop_boxes
     from talking_head.landmarks import get_detector
@@ -298,7 +309,7 @@ def sample_frame_indices(num_frames: int, max_frames: int) -> np.ndarray:
 
 def _collect_frames(frames: Iterable[np.ndarray], wanted: np.ndarray) -> tuple[list[np.ndarray], list[int]]:
     """Keep the frames whose index is in ``wanted`` from a stream (stops after the last one)."""
-    wanted_set = set(int(i) for i in wanted)
+    wanted_set = {int(i) for i in wanted}
     last = int(wanted[-1]) if len(wanted) else -1
     kept, indices = [], []
     for index, frame in enumerate(frames):

@@ -58,9 +58,10 @@ import logging
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,7 +122,15 @@ class TrainConfig:
         problems = []
         if self.variant not in VARIANTS:
             problems.append(f"variant must be 'ft' or 'ff', got {self.variant!r}")
-        for name in ("k_shots", "batch_size", "d_steps", "max_steps", "log_every", "ckpt_every", "num_samples"):
+        for name in (
+            "k_shots",
+            "batch_size",
+            "d_steps",
+            "max_steps",
+            "log_every",
+            "ckpt_every",
+            "num_samples",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -207,7 +216,9 @@ def train(
     dataset = EpisodeDataset(data_dir, tc.k_shots, model_config.image_size, flip=tc.flip)
     val_dataset = EpisodeDataset(val_dir or data_dir, tc.k_shots, model_config.image_size, flip=False)
     if checkpoint is not None and checkpoint["videos"] != dataset.video_names():
-        raise TalkingHeadError(f"{data_dir} holds other videos than the run was started with; resume with the same --data")
+        raise TalkingHeadError(
+            f"{data_dir} holds other videos than the run was started with; resume with the same --data"
+        )
 
     # Construct networks.
     _seed_everything(tc.seed)
@@ -222,7 +233,9 @@ def train(
     w_params = list(discriminator.video_table.parameters())
     opt_eg = torch.optim.Adam(eg_params, lr=tc.lr_eg, betas=tc.betas)
     opt_d = torch.optim.Adam(
-        [{"params": theta_params, "name": "theta"}, {"params": w_params, "name": "W"}], lr=tc.lr_d, betas=tc.betas
+        [{"params": theta_params, "name": "theta"}, {"params": w_params, "name": "W"}],
+        lr=tc.lr_d,
+        betas=tc.betas,
     )
     networks = {
         "embedder": embedder,
@@ -242,7 +255,11 @@ def train(
         _set_rng_state(checkpoint["rng"])
         start_step, wall_before = int(checkpoint["step"]), float(checkpoint["wall_seconds"])
         if checkpoint["world_size"] != env.world_size:
-            logger.warning("resuming with %d processes instead of %d: the episode order changes", env.world_size, checkpoint["world_size"])
+            logger.warning(
+                "resuming with %d processes instead of %d: the episode order changes",
+                env.world_size,
+                checkpoint["world_size"],
+            )
         logger.info("resumed %s at step %d", ckpt_path, start_step)
     if env.enabled:
         _broadcast_state([embedder, generator, discriminator, ema_embedder, ema_generator])
@@ -257,7 +274,9 @@ def train(
     fixed = _fixed_batch(val_dataset, tc.num_samples, env.device) if env.is_main and tc.sample_every else None
 
     # Data loader: this rank's share of the episode stream, continuing where a resumed run stopped.
-    sampler = EpisodeSampler(len(dataset), tc.seed, env.rank, env.world_size, start=start_step * tc.batch_size)
+    sampler = EpisodeSampler(
+        len(dataset), tc.seed, env.rank, env.world_size, start=start_step * tc.batch_size
+    )
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=tc.batch_size,
@@ -270,17 +289,22 @@ def train(
 
     # Main loop.
     match_weight = loss_config.embedding_match_weight if tc.variant == "ft" else 0.0
-    stats_sum: dict[str, float] = {}
+    stats_sum: dict[str, torch.Tensor] = {}  # on the device: no GPU sync until a stats line is due
     interval_start, interval_steps = time.perf_counter(), 0
     run_start = time.perf_counter()
     last_stats: dict[str, float] = {}
     step = start_step
     while step < tc.max_steps:
         batch = {k: v.to(env.device, non_blocking=True) for k, v in next(batches).items()}
-        x, y, index = batch["target_image"], batch["target_landmarks"], batch["video_index"]  # (B, 3, H, W), (B,)
+        x, y, index = (
+            batch["target_image"],
+            batch["target_landmarks"],
+            batch["video_index"],
+        )  # (B, 3, H, W), (B,)
 
         # Generate: ê_i from the K shots, x̂ from the target landmarks.
-        embedder.train(), generator.train(), discriminator.train()
+        for module in (embedder, generator, discriminator):
+            module.train()
         with autocast:
             e_hat = embedder.embed_frames(batch["shot_images"], batch["shot_landmarks"])  # (B, N)
             x_hat = generator(y, e_hat)  # (B, 3, H, W)
@@ -290,12 +314,16 @@ def train(
         for _ in range(tc.d_steps):
             opt_d.zero_grad(set_to_none=True)
             with autocast:
-                scores, _ = discriminator(torch.cat([x, x_hat.detach()]), torch.cat([y, y]), torch.cat([index, index]))
+                scores, _ = discriminator(
+                    torch.cat([x, x_hat.detach()]), torch.cat([y, y]), torch.cat([index, index])
+                )
             real_score, fake_score = scores.float().chunk(2)  # (B,), (B,)
             loss_d_hinge = d_hinge_loss(real_score, fake_score)
             loss_d = loss_d_hinge
             if match_weight > 0:  # the W side of L_MCH
-                loss_d = loss_d + match_weight * embedding_match_loss(e_hat.detach(), discriminator.video_embedding(index))
+                loss_d = loss_d + match_weight * embedding_match_loss(
+                    e_hat.detach(), discriminator.video_embedding(index)
+                )
             loss_d.backward()
             _average_gradients(theta_params + w_params, env)
             opt_d.step()
@@ -307,11 +335,13 @@ def train(
             with torch.no_grad():
                 _, real_feats = discriminator(x, y, index)
             fake_score_g, fake_feats = discriminator(x_hat, y, index)
-        loss_cnt_terms = content_loss.terms(x_hat.float(), x.float())
+            loss_cnt_terms = content_loss.terms(x_hat, x)  # VGG runs in bf16 on CUDA; the L1 sums are float32
         loss_cnt = sum(loss_cnt_terms.values())
         loss_adv = g_adversarial_loss(fake_score_g)
         loss_fm = feature_matching_loss(real_feats, fake_feats)
-        loss_mch = embedding_match_loss(e_hat, discriminator.video_embedding(index).detach())  # the E side of L_MCH
+        loss_mch = embedding_match_loss(
+            e_hat, discriminator.video_embedding(index).detach()
+        )  # the E side of L_MCH
         loss_eg = (
             loss_cnt
             + loss_config.adversarial_weight * loss_adv
@@ -342,7 +372,7 @@ def train(
             "d_fake": fake_score.mean(),
         }
         for key, value in values.items():
-            stats_sum[key] = stats_sum.get(key, 0.0) + float(value.detach())
+            stats_sum[key] = stats_sum.get(key, 0.0) + value.detach().float()
         interval_steps += 1
 
         # Log.
@@ -361,14 +391,21 @@ def train(
                 _append_stats(run_dir / STATS_NAME, last_stats)
                 logger.info(
                     "step %d  loss_eg %.4f  loss_cnt %.4f  loss_d %.4f  D(x) %.3f  D(x̂) %.3f  %.2f episodes/s",
-                    step, means["loss_eg"], means["loss_cnt"], means["loss_d"], means["d_real"], means["d_fake"],
+                    step,
+                    means["loss_eg"],
+                    means["loss_cnt"],
+                    means["loss_d"],
+                    means["d_real"],
+                    means["d_fake"],
                     last_stats["episodes_per_s"],
                 )
             stats_sum, interval_start, interval_steps = {}, time.perf_counter(), 0
 
         # Save a sample grid.
         if fixed is not None and (step % tc.sample_every == 0 or step == tc.max_steps):
-            _save_sample_grid(run_dir / SAMPLES_DIR / f"step_{step:07d}.png", fixed, ema_embedder, ema_generator, autocast)
+            _save_sample_grid(
+                run_dir / SAMPLES_DIR / f"step_{step:07d}.png", fixed, ema_embedder, ema_generator, autocast
+            )
 
         # Save a checkpoint.
         if step % tc.ckpt_every == 0 or step == tc.max_steps:
@@ -407,7 +444,11 @@ def _init_distributed(device: str | torch.device | None) -> _Dist:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size(), torch.device("cuda", local_rank) if use_cuda else torch.device("cpu"))
+    return _Dist(
+        dist.get_rank(),
+        dist.get_world_size(),
+        torch.device("cuda", local_rank) if use_cuda else torch.device("cpu"),
+    )
 
 
 def _average_gradients(params: list[nn.Parameter], env: _Dist) -> None:
@@ -432,15 +473,14 @@ def _broadcast_state(modules: list[nn.Module]) -> None:
             dist.broadcast(tensor.data, src=0)
 
 
-def _reduce_means(sums: dict[str, float], count: int, env: _Dist) -> dict[str, float]:
+def _reduce_means(sums: dict[str, torch.Tensor], count: int, env: _Dist) -> dict[str, float]:
     """Means over the interval and, under DDP, over ranks."""
     keys = sorted(sums)
-    values = torch.tensor([sums[k] / max(count, 1) for k in keys], dtype=torch.float64)
+    values = torch.stack([sums[k] for k in keys]).double() / max(count, 1)
     if env.enabled:
-        values = values.to(env.device)
         dist.all_reduce(values)
-        values = values.cpu() / env.world_size
-    return {k: float(v) for k, v in zip(keys, values)}
+        values = values / env.world_size
+    return {k: float(v) for k, v in zip(keys, values.cpu())}
 
 
 def _check_ranks_in_sync(modules: list[nn.Module], env: _Dist) -> None:
@@ -523,8 +563,18 @@ def _write_run_config(
         "loss": loss_config.to_dict(),
         "content_loss_kind": content_loss_kind,
         "optimizer": {
-            "eg": {"type": "Adam", "lr": train_config.lr_eg, "betas": list(train_config.betas), "params": "E, G (with P)"},
-            "d": {"type": "Adam", "lr": train_config.lr_d, "betas": list(train_config.betas), "groups": ["theta (V, w0, b)", "W"]},
+            "eg": {
+                "type": "Adam",
+                "lr": train_config.lr_eg,
+                "betas": list(train_config.betas),
+                "params": "E, G (with P)",
+            },
+            "d": {
+                "type": "Adam",
+                "lr": train_config.lr_d,
+                "betas": list(train_config.betas),
+                "groups": ["theta (V, w0, b)", "W"],
+            },
         },
         "match_loss": "E side in the E/G update (W detached), W side in the D update (ê detached)"
         if train_config.variant == "ft"
@@ -607,7 +657,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except (RuntimeError, OSError, EOFError, ValueError) as err:
-        raise TalkingHeadError(f"{path} is not a readable training checkpoint ({err}); train again or resume an older copy") from err
+        raise TalkingHeadError(
+            f"{path} is not a readable training checkpoint ({err}); train again or resume an older copy"
+        ) from err
 
 
 def resume_configs(run_dir: str | Path) -> tuple[ModelConfig, TrainConfig, LossConfig]:
@@ -626,7 +678,9 @@ def _read_checkpoint_for_resume(
     """The checkpoint to resume from (checked against the configs), or None for a fresh run."""
     if not resume:
         if path.exists():
-            raise TalkingHeadError(f"{path} exists: pass --resume to continue that run or choose another --out")
+            raise TalkingHeadError(
+                f"{path} exists: pass --resume to continue that run or choose another --out"
+            )
         return None
     checkpoint = load_checkpoint(path, device)
     if checkpoint["model_config"] != model_config.to_dict():

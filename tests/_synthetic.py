@@ -14,7 +14,16 @@ from PIL import Image, ImageDraw
 
 # A mirror-symmetric iBUG-68 face in a unit square (x, y in [0, 1]); the flip
 # of this shape is itself, which the flip tests rely on.
-_HALF_JAW = [(0.10, 0.35), (0.11, 0.46), (0.13, 0.57), (0.16, 0.67), (0.21, 0.76), (0.28, 0.84), (0.36, 0.90), (0.44, 0.94)]
+_HALF_JAW = [
+    (0.10, 0.35),
+    (0.11, 0.46),
+    (0.13, 0.57),
+    (0.16, 0.67),
+    (0.21, 0.76),
+    (0.28, 0.84),
+    (0.36, 0.90),
+    (0.44, 0.94),
+]
 _HALF_BROW = [(0.18, 0.30), (0.24, 0.26), (0.31, 0.25), (0.38, 0.26), (0.44, 0.28)]
 _NOSE_BRIDGE = [(0.5, 0.34), (0.5, 0.41), (0.5, 0.48), (0.5, 0.55)]
 _HALF_NOSTRIL = [(0.41, 0.60), (0.45, 0.61)]
@@ -48,7 +57,14 @@ def template_landmarks(size: int = 256, mouth_open: float = 0.0) -> np.ndarray:
         + [(0.5, 0.80)]
         + _HALF_OUTER_LIP_LOW
     )
-    inner = _HALF_INNER_LIP + [(0.5, 0.735)] + _mirror(_HALF_INNER_LIP)[::-1] + _mirror(_HALF_INNER_LIP_LOW) + [(0.5, 0.755)] + _HALF_INNER_LIP_LOW
+    inner = (
+        _HALF_INNER_LIP
+        + [(0.5, 0.735)]
+        + _mirror(_HALF_INNER_LIP)[::-1]
+        + _mirror(_HALF_INNER_LIP_LOW)
+        + [(0.5, 0.755)]
+        + _HALF_INNER_LIP_LOW
+    )
     points = np.array(jaw + brows + nose + right_eye + left_eye + outer + inner, dtype=np.float32)
     assert points.shape == (68, 2)
     lower = [55, 56, 57, 58, 59, 65, 66, 67, 7, 8, 9]
@@ -57,7 +73,9 @@ def template_landmarks(size: int = 256, mouth_open: float = 0.0) -> np.ndarray:
     return (points * (size - 1)).astype(np.float32)
 
 
-def draw_face(points: np.ndarray, size: int, skin: tuple[int, int, int], background: tuple[int, int, int]) -> np.ndarray:
+def draw_face(
+    points: np.ndarray, size: int, skin: tuple[int, int, int], background: tuple[int, int, int]
+) -> np.ndarray:
     """A cartoon face drawn along ``points``: RGB uint8 ``(size, size, 3)``."""
     img = Image.new("RGB", (size, size), background)
     draw = ImageDraw.Draw(img)
@@ -97,7 +115,13 @@ def make_prepared_dataset(
             crops.append(draw_face(points, size, skin, background))
             landmarks.append(points)
         rel = f"clips/person{v:02d}/talk.npz"
-        save_prepared_clip(root / rel, crops, np.stack(landmarks), np.tile([0, 0, size], (num_frames, 1)), np.arange(num_frames))
+        save_prepared_clip(
+            root / rel,
+            crops,
+            np.stack(landmarks),
+            np.tile([0, 0, size], (num_frames, 1)),
+            np.arange(num_frames),
+        )
         lines.append(
             {
                 "identity": f"person{v:02d}",
@@ -126,7 +150,13 @@ def write_clip(path: str | Path, frames: list[np.ndarray], fps: float = 25.0) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames[0].shape[:2]
     writer = imageio_ffmpeg.write_frames(
-        str(path), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", macro_block_size=1, quality=8
+        str(path),
+        (width, height),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=1,
+        quality=8,
     )
     writer.send(None)
     for frame in frames:
@@ -135,7 +165,9 @@ def write_clip(path: str | Path, frames: list[np.ndarray], fps: float = 25.0) ->
     return path
 
 
-def make_photo_clip(path: str | Path, photo: np.ndarray, num_frames: int = 12, size: int = 256, fps: float = 25.0) -> Path:
+def make_photo_clip(
+    path: str | Path, photo: np.ndarray, num_frames: int = 12, size: int = 256, fps: float = 25.0
+) -> Path:
     """A clip that slowly pans and zooms over ``photo`` (a real face the detectors find)."""
     img = Image.fromarray(photo).convert("RGB")
     frames = []
@@ -144,6 +176,8 @@ def make_photo_clip(path: str | Path, photo: np.ndarray, num_frames: int = 12, s
         w, h = img.size
         cw, ch = w / zoom, h / zoom
         dx = (w - cw) * t / max(1, num_frames - 1)
-        frame = img.crop((dx, (h - ch) / 2, dx + cw, (h + ch) / 2)).resize((size, size), Image.Resampling.BILINEAR)
+        frame = img.crop((dx, (h - ch) / 2, dx + cw, (h + ch) / 2)).resize(
+            (size, size), Image.Resampling.BILINEAR
+        )
         frames.append(np.asarray(frame, dtype=np.uint8))
     return write_clip(path, frames, fps)

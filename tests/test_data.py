@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from _synthetic import draw_face, make_prepared_dataset, template_landmarks
 
 from talking_head.data import (
     EpisodeDataset,
@@ -20,8 +21,6 @@ from talking_head.data import (
 from talking_head.errors import TalkingHeadError
 from talking_head.motion import FLIP_PERMUTATION, flip_landmarks
 from talking_head.raster import rasterize_landmarks
-
-from _synthetic import draw_face, make_prepared_dataset, template_landmarks
 
 
 def test_prepared_clip_round_trip(tmp_path):
@@ -114,7 +113,9 @@ def test_flip_is_consistent_for_image_and_landmarks(tmp_path):
     assert torch.equal(b["shot_images"], a["shot_images"].flip(-1))
     # Landmarks follow the image: rasterizing the flipped points of the stored clip gives y.
     clip = plain.clip(0)
-    frame = next(f for f in range(len(clip)) if torch.equal(image_to_tensor(clip.image(f)).flip(-1), b["target_image"]))
+    frame = next(
+        f for f in range(len(clip)) if torch.equal(image_to_tensor(clip.image(f)).flip(-1), b["target_image"])
+    )
     expected = rasterize_landmarks(flip_landmarks(clip.points(frame), 64), 64)
     np.testing.assert_array_equal(tensor_to_image(b["target_landmarks"]), expected)
 
@@ -131,7 +132,14 @@ def test_kept_entries_skip_skipped_clips_and_latest_line_wins(tmp_path):
     manifest = tmp_path / "manifest.jsonl"
     lines = [json.loads(line) for line in manifest.read_text().splitlines()]
     skipped = {**lines[1], "file": None, "skipped": "no face: none"}
-    bad = {**lines[0], "source": "x/y.mp4", "identity": "x", "clip": "y", "file": None, "skipped": "empty video: 0"}
+    bad = {
+        **lines[0],
+        "source": "x/y.mp4",
+        "identity": "x",
+        "clip": "y",
+        "file": None,
+        "skipped": "empty video: 0",
+    }
     with manifest.open("a") as f:
         f.write(json.dumps(skipped) + "\n" + json.dumps(bad) + "\n" + '{"cut short')
     assert [e["identity"] for e in kept_entries(tmp_path)] == ["person00"]
@@ -147,10 +155,13 @@ def test_sampler_shards_ranks_and_resumes():
     it = iter(EpisodeSampler(5, seed=3, start=7))
     assert [next(it) for _ in range(5)] == stream[7:12]
     # Two ranks: disjoint videos within an epoch (5 videos padded to 6), different seeds.
-    r0, r1 = iter(EpisodeSampler(5, 3, rank=0, world_size=2)), iter(EpisodeSampler(5, 3, rank=1, world_size=2))
+    r0, r1 = (
+        iter(EpisodeSampler(5, 3, rank=0, world_size=2)),
+        iter(EpisodeSampler(5, 3, rank=1, world_size=2)),
+    )
     a, b = [next(r0) for _ in range(3)], [next(r1) for _ in range(3)]
-    assert set(v for v, _ in a) | set(v for v, _ in b) == {0, 1, 2, 3, 4}
-    assert not set(s for _, s in a) & set(s for _, s in b)
+    assert {v for v, _ in a} | {v for v, _ in b} == {0, 1, 2, 3, 4}
+    assert not {s for _, s in a} & {s for _, s in b}
 
 
 def test_dataloader_batches_episodes(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _synthetic import make_prepared_dataset
 
 from talking_head.__main__ import main
 from talking_head.config import ModelConfig
@@ -12,8 +13,6 @@ from talking_head.hub import export_run, push_folder, weights_files
 from talking_head.losses import LossConfig
 from talking_head.model import TalkingHeadModel
 from talking_head.train import TrainConfig, load_checkpoint, train
-
-from _synthetic import make_prepared_dataset
 
 TINY = ModelConfig.preset("tiny")
 
@@ -37,7 +36,13 @@ def _same_state(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> bool
 def test_export_round_trip(run_dir, tmp_path):
     folder = export_run(run_dir, tmp_path / "weights")
     names = [name for name, _ in weights_files(folder)]
-    assert names == ["README.md", "config.json", "discriminator.safetensors", "embedder.safetensors", "generator.safetensors"]
+    assert names == [
+        "README.md",
+        "config.json",
+        "discriminator.safetensors",
+        "embedder.safetensors",
+        "generator.safetensors",
+    ]
     model = TalkingHeadModel.from_pretrained(folder)
     assert model.config == TINY and model.discriminator.num_videos == 0  # W stays in the training state
     checkpoint = load_checkpoint(run_dir)
@@ -53,7 +58,14 @@ def test_export_round_trip(run_dir, tmp_path):
         e = model.embedder(torch.zeros(1, 3, 64, 64), y)
         assert model.generator(y, e).shape == (1, 3, 64, 64)
     card = (folder / "README.md").read_text()
-    for fact in ("tiny preset", "FT variant", "| steps | 2 ", "pixel", "2 clips of 2 identities kept", "EMA of E and G"):
+    for fact in (
+        "tiny preset",
+        "FT variant",
+        "| steps | 2 ",
+        "pixel",
+        "2 clips of 2 identities kept",
+        "EMA of E and G",
+    ):
         assert fact in card, fact
 
 

@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from _synthetic import make_photo_clip, write_clip
 
 from talking_head.data import EpisodeDataset, load_prepared_clip, read_manifest
 from talking_head.errors import TalkingHeadError
 from talking_head.images import load_image
 from talking_head.prepare import PrepareOptions, find_clips, prepare_dataset, sample_frame_indices
-
-from _synthetic import make_photo_clip, write_clip
 
 OPTIONS = PrepareOptions(image_size=64, max_frames=6, min_frames=3, backend="dlib")
 
@@ -87,7 +86,13 @@ def test_prepare_resumes_after_an_interruption(videos, tmp_path):
     out = tmp_path / "prepared"
     out.mkdir()
     # An earlier run finished the astronaut clip, then died while writing the next line.
-    done = {"identity": "astronaut", "clip": "pan", "source": "astronaut/pan.mp4", "file": None, "skipped": "no face: test"}
+    done = {
+        "identity": "astronaut",
+        "clip": "pan",
+        "source": "astronaut/pan.mp4",
+        "file": None,
+        "skipped": "no face: test",
+    }
     (out / "manifest.jsonl").write_text(json.dumps(done) + "\n" + '{"identity": "id0', encoding="utf-8")
     summary = prepare_dataset(videos, out, OPTIONS)
     assert summary.already_done == 1 and summary.kept == 1 and summary.skipped == 2

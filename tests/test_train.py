@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _synthetic import make_prepared_dataset
 
 from talking_head.config import ModelConfig
 from talking_head.errors import TalkingHeadError
 from talking_head.losses import LossConfig
 from talking_head.train import TrainConfig, load_checkpoint, resume_configs, train
-
-from _synthetic import make_prepared_dataset
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = ModelConfig.preset("tiny")
@@ -40,7 +39,16 @@ def _stats(run: Path) -> list[dict]:
 
 
 def _config(**overrides) -> TrainConfig:
-    base = dict(k_shots=2, batch_size=1, d_steps=1, max_steps=4, log_every=1, sample_every=0, ckpt_every=2, seed=7)
+    base = {
+        "k_shots": 2,
+        "batch_size": 1,
+        "d_steps": 1,
+        "max_steps": 4,
+        "log_every": 1,
+        "sample_every": 0,
+        "ckpt_every": 2,
+        "seed": 7,
+    }
     return TrainConfig(**{**base, **overrides})
 
 
@@ -57,7 +65,17 @@ def test_train_overfits_one_tiny_video(tmp_path):
     first = np.mean([s["loss_cnt"] for s in stats[:3]])
     last = np.mean([s["loss_cnt"] for s in stats[-3:]])
     assert last < first / 2, (first, last)
-    for key in ("loss_eg", "loss_cnt_pixel", "loss_adv", "loss_fm", "loss_mch", "loss_d", "loss_d_hinge", "d_real", "d_fake"):
+    for key in (
+        "loss_eg",
+        "loss_cnt_pixel",
+        "loss_adv",
+        "loss_fm",
+        "loss_mch",
+        "loss_d",
+        "loss_d_hinge",
+        "d_real",
+        "d_fake",
+    ):
         assert np.isfinite(stats[-1][key]), key
     assert stats[-1]["episodes"] == 60 and stats[-1]["episodes_per_s"] > 0
 
@@ -74,7 +92,10 @@ def test_train_overfits_one_tiny_video(tmp_path):
     assert Image.open(run / "samples" / grids[-1]).size == (3 * 64, config.num_samples * 64)
     checkpoint = load_checkpoint(run)
     assert checkpoint["step"] == 30
-    assert checkpoint["discriminator"]["video_table.parametrizations.weight.original"].shape == (1, TINY.embedding_dim)
+    assert checkpoint["discriminator"]["video_table.parametrizations.weight.original"].shape == (
+        1,
+        TINY.embedding_dim,
+    )
     assert [g["name"] for g in checkpoint["opt_d"]["param_groups"]] == ["theta", "W"]
 
 
@@ -89,7 +110,9 @@ def test_resume_continues_exactly(tmp_path):
     whole, split = _stats(tmp_path / "whole"), _stats(tmp_path / "split")
     assert [s["step"] for s in split] == [1, 2, 3, 4]
     for a, b in zip(whole, split):
-        assert {k: v for k, v in a.items() if k not in _TIMING} == {k: v for k, v in b.items() if k not in _TIMING}
+        assert {k: v for k, v in a.items() if k not in _TIMING} == {
+            k: v for k, v in b.items() if k not in _TIMING
+        }
     # Not only the losses: every tensor of the final training state is equal.
     end_whole, end_split = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "split")
     for name in ("embedder", "generator", "discriminator", "ema_embedder", "ema_generator"):
@@ -107,7 +130,14 @@ def test_run_folder_guards(tmp_path):
         train(data, run, TINY, _config(max_steps=2), PIXEL)
     with pytest.raises(TalkingHeadError, match="batch_size"):
         train(data, run, TINY, _config(max_steps=2, batch_size=2), PIXEL, resume=True)
-    other_model = ModelConfig.from_dict({**TINY.to_dict(), "embedding_dim": 16, "embedder_channels": [8, 16, 16, 16], "discriminator_channels": [8, 16, 16, 16]})
+    other_model = ModelConfig.from_dict(
+        {
+            **TINY.to_dict(),
+            "embedding_dim": 16,
+            "embedder_channels": [8, 16, 16, 16],
+            "discriminator_channels": [8, 16, 16, 16],
+        }
+    )
     with pytest.raises(TalkingHeadError, match="model config"):
         train(data, run, other_model, _config(max_steps=2), PIXEL, resume=True)
 
@@ -131,7 +161,9 @@ def test_torchrun_two_processes_gloo(tmp_path):
         "--variant", "ff", "--steps", "3", "--batch-size", "1", "--k-shots", "2", "--d-steps", "1",
         "--log-every", "1", "--ckpt-every", "2", "--sample-every", "3", "--content-loss", "pixel", "--device", "cpu",
     ]  # fmt: skip
-    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        command, check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     stats = _stats(run)
     assert [s["step"] for s in stats] == [1, 2, 3]  # one writer: rank 1 wrote nothing

@@ -1,4 +1,7 @@
-"""``python -m talking_head export RUN --out DIR``: a training run → a weights folder (EMA weights, config, model card)."""
+"""``python -m talking_head export RUN --out DIR``: a training run → a weights folder.
+
+The folder holds the EMA weights of E and G, D's person-generic part, config.json and a model card.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,12 @@ from talking_head.hub import export_run, weights_files
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``export`` command's arguments to ``parser``."""
     parser.add_argument("run", metavar="RUN", help="run folder written by `train` (holds checkpoint.pt)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="weights folder to write (config.json, *.safetensors, README.md)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="weights folder to write (config.json, *.safetensors, README.md)",
+    )
     parser.add_argument("--raw", action="store_true", help="export the raw E and G instead of their EMA")
 
 

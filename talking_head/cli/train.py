@@ -45,28 +45,53 @@ _TRAIN_OPTIONS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` command's arguments to ``parser``."""
     d = TrainConfig()
-    parser.add_argument("--data", required=True, metavar="DATA", help="prepared folder (python -m talking_head prepare)")
-    parser.add_argument("--out", required=True, metavar="RUN", help="run folder: config.json, stats.jsonl, samples/, checkpoint.pt")
+    parser.add_argument(
+        "--data", required=True, metavar="DATA", help="prepared folder (python -m talking_head prepare)"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="RUN",
+        help="run folder: config.json, stats.jsonl, samples/, checkpoint.pt",
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), help="model size (required for a new run)")
-    parser.add_argument("--variant", choices=VARIANTS, help=f"ft: with the match loss; ff: without (default {d.variant})")
+    parser.add_argument(
+        "--variant", choices=VARIANTS, help=f"ft: with the match loss; ff: without (default {d.variant})"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    parser.add_argument("--val-data", metavar="DATA", help="prepared folder for the fixed sample-grid episodes (default --data)")
-    parser.add_argument("--steps", type=int, help=f"train until this many E/G updates (default {d.max_steps})")
-    parser.add_argument("--batch-size", type=int, help=f"episodes per step per process (default {d.batch_size})")
+    parser.add_argument(
+        "--val-data",
+        metavar="DATA",
+        help="prepared folder for the fixed sample-grid episodes (default --data)",
+    )
+    parser.add_argument(
+        "--steps", type=int, help=f"train until this many E/G updates (default {d.max_steps})"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, help=f"episodes per step per process (default {d.batch_size})"
+    )
     parser.add_argument("--k-shots", type=int, help=f"frames per episode for ê (default {d.k_shots})")
     parser.add_argument("--d-steps", type=int, help=f"D updates per E/G update (default {d.d_steps})")
     parser.add_argument("--lr-eg", type=float, help=f"Adam lr of E and G (default {d.lr_eg})")
     parser.add_argument("--lr-d", type=float, help=f"Adam lr of D (default {d.lr_d})")
     parser.add_argument("--ema-decay", type=float, help=f"EMA decay of E and G (default {d.ema_decay})")
     parser.add_argument("--log-every", type=int, help=f"steps between stats lines (default {d.log_every})")
-    parser.add_argument("--sample-every", type=int, help=f"steps between sample grids, 0 = never (default {d.sample_every})")
+    parser.add_argument(
+        "--sample-every", type=int, help=f"steps between sample grids, 0 = never (default {d.sample_every})"
+    )
     parser.add_argument("--ckpt-every", type=int, help=f"steps between checkpoints (default {d.ckpt_every})")
     parser.add_argument("--seed", type=int, help=f"seed (default {d.seed})")
     parser.add_argument("--workers", type=int, help=f"data-loader processes per rank (default {d.workers})")
     parser.add_argument("--no-flip", action="store_true", help="no mirror augmentation")
-    parser.add_argument("--content-loss", choices=CONTENT_LOSS_CHOICES, help="vgg, pixel, or auto (VGG if its weights load)")
-    parser.add_argument("--loss-weights", choices=("v2", "v1"), default="v2", help="arXiv v2 (default) or v1 loss weights")
-    parser.add_argument("--device", help="torch device (default: cuda if available; under torchrun: cuda:LOCAL_RANK)")
+    parser.add_argument(
+        "--content-loss", choices=CONTENT_LOSS_CHOICES, help="vgg, pixel, or auto (VGG if its weights load)"
+    )
+    parser.add_argument(
+        "--loss-weights", choices=("v2", "v1"), default="v2", help="arXiv v2 (default) or v1 loss weights"
+    )
+    parser.add_argument(
+        "--device", help="torch device (default: cuda if available; under torchrun: cuda:LOCAL_RANK)"
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
 
 
@@ -75,15 +100,23 @@ def _configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, LossCo
     if args.resume:
         model_config, base_train, loss_config = resume_configs(args.out)
         if args.preset and PRESETS[args.preset] != model_config:
-            raise TalkingHeadError(f"{args.out} was trained with another preset; leave --preset out to resume")
+            raise TalkingHeadError(
+                f"{args.out} was trained with another preset; leave --preset out to resume"
+            )
     else:
         if not args.preset:
-            raise TalkingHeadError("--preset is required for a new run (choose one of: " + ", ".join(sorted(PRESETS)) + ")")
+            raise TalkingHeadError(
+                "--preset is required for a new run (choose one of: " + ", ".join(sorted(PRESETS)) + ")"
+            )
         model_config, base_train = PRESETS[args.preset], TrainConfig()
         loss_config = LossConfig.arxiv_v1() if args.loss_weights == "v1" else LossConfig()
     if args.content_loss:
         loss_config = dataclasses.replace(loss_config, content_loss=args.content_loss)
-    changes = {field: getattr(args, option) for option, field in _TRAIN_OPTIONS.items() if getattr(args, option) is not None}
+    changes = {
+        field: getattr(args, option)
+        for option, field in _TRAIN_OPTIONS.items()
+        if getattr(args, option) is not None
+    }
     if args.no_flip:
         changes["flip"] = False
     try:
@@ -108,5 +141,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if result.stats:
-        print(f"step {result.step}: {result.stats.get('episodes_per_s', 0):.2f} episodes/s; run in {result.run_dir}")
+        print(
+            f"step {result.step}: {result.stats.get('episodes_per_s', 0):.2f} episodes/s; run in {result.run_dir}"
+        )
     return 0
