@@ -59,7 +59,7 @@ def test_train_overfits_one_tiny_video(tmp_path):
     result = train(data, run, TINY, config, PIXEL)
     assert result.step == 30 and result.content_loss_kind == "pixel"
 
-    # The content loss falls by a factor of more than 2 (measured: about 2.4).
+    # The content loss falls by a factor of more than 2 (measured: 2.9, first three vs last three steps).
     stats = _stats(run)
     assert [s["step"] for s in stats] == list(range(1, 31))
     first = np.mean([s["loss_cnt"] for s in stats[:3]])
