@@ -161,8 +161,7 @@ def _state(model) -> dict[str, torch.Tensor]:
 def test_finetuning_changes_psi_lowers_loss_and_keeps_base_model(model, person) -> None:
     before = _state(model)
     error_before = pipeline.shot_reconstruction_error(model, person)
-    config = FinetuneConfig(generator_lr=1e-3, discriminator_lr=1e-3)
-    tuned = pipeline.finetune_person(model, person, steps=5, config=config)
+    tuned = pipeline.finetune_person(model, person, steps=5)  # the default config
     assert tuned.finetune_steps == 5 and len(tuned.finetune_losses) == 5
     assert not torch.equal(tuned.adain_params, person.adain_params)
     assert pipeline.shot_reconstruction_error(model, tuned) < error_before
@@ -174,10 +173,15 @@ def test_finetuning_changes_psi_lowers_loss_and_keeps_base_model(model, person) 
     assert person.generator is None, "the input person was modified"
 
 
-def test_finetuning_default_config_runs_and_zero_steps_is_feed_forward(model, person) -> None:
+def test_zero_steps_is_feed_forward_and_tuning_continues(model, person) -> None:
     assert pipeline.finetune_person(model, person, steps=0) is person
-    tuned = pipeline.finetune_person(model, person, steps=1)
-    assert tuned.generator is not None and tuned.generator is not model.generator
+    config = FinetuneConfig(batch_size=1, flip=False, seed=3)
+    once = pipeline.finetune_person(model, person, steps=1, config=config)
+    assert once.generator is not None and once.generator is not model.generator
+    twice = pipeline.finetune_person(model, once, steps=1, config=config)
+    assert twice.finetune_steps == 2 and not torch.equal(twice.adain_params, once.adain_params)
+    with pytest.raises(ValueError):
+        pipeline.finetune_person(model, person, steps=-1)
 
 
 def test_cancel_stops_within_one_step(model, person) -> None:
