@@ -29,13 +29,13 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from talking_head.bench import machine_info  # noqa: E402
-from talking_head.config import ModelConfig  # noqa: E402
-from talking_head.finetune import finetune_person  # noqa: E402
-from talking_head.images import load_image  # noqa: E402
-from talking_head.model import TalkingHeadModel  # noqa: E402
-from talking_head.person import Person, embed_person  # noqa: E402
-from talking_head.pipeline import render_landmarks  # noqa: E402
+from talking_head.bench import machine_info
+from talking_head.config import ModelConfig
+from talking_head.finetune import finetune_person
+from talking_head.images import load_image
+from talking_head.model import TalkingHeadModel
+from talking_head.person import Person, embed_person
+from talking_head.pipeline import render_landmarks
 
 EXAMPLE = REPO / "examples" / "astronaut.png"
 
@@ -77,7 +77,9 @@ def bench_finetune(model: TalkingHeadModel, person: Person, steps: int, device: 
     return 1000 * statistics.median(np.diff([start] + stamps)[1:])
 
 
-def bench_render(model: TalkingHeadModel, person: Person, frames: int, batch: int, bf16: bool, device: str) -> float:
+def bench_render(
+    model: TalkingHeadModel, person: Person, frames: int, batch: int, bf16: bool, device: str
+) -> float:
     """Median frames/s over batches of ``render_landmarks`` (first batch is warm-up)."""
     track = moving_track(person, frames + batch)
     times: list[float] = []
@@ -98,17 +100,28 @@ def run_preset(preset: str, device: str, shots: list[int], steps: int, frames: i
     rows = []
     for count in shots:
         person = embed_person(model, example_shots(count))
-        rows.append({
-            "preset": preset, "device": device, "what": "fine-tuning", "shots": len(person.shots),
-            "ms_per_step": round(bench_finetune(model, person, steps, device), 1),
-        })
+        rows.append(
+            {
+                "preset": preset,
+                "device": device,
+                "what": "fine-tuning",
+                "shots": len(person.shots),
+                "ms_per_step": round(bench_finetune(model, person, steps, device), 1),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     person = embed_person(model, example_shots(1))
-    for bf16 in ([False, True] if device == "cuda" else [False]):
-        rows.append({
-            "preset": preset, "device": device, "what": "rendering", "batch": batch, "bf16": bf16,
-            "frames_per_s": round(bench_render(model, person, frames, batch, bf16, device), 2),
-        })
+    for bf16 in [False, True] if device == "cuda" else [False]:
+        rows.append(
+            {
+                "preset": preset,
+                "device": device,
+                "what": "rendering",
+                "batch": batch,
+                "bf16": bf16,
+                "frames_per_s": round(bench_render(model, person, frames, batch, bf16, device), 2),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -116,7 +129,9 @@ def run_preset(preset: str, device: str, shots: list[int], steps: int, frames: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", help="presets to run (default: cpu, plus paper on CUDA)")
-    parser.add_argument("--shots", nargs="+", type=int, default=[1, 8], help="T values for fine-tuning (default 1 8)")
+    parser.add_argument(
+        "--shots", nargs="+", type=int, default=[1, 8], help="T values for fine-tuning (default 1 8)"
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed fine-tuning steps (default 10)")
     parser.add_argument("--frames", type=int, default=64, help="timed rendered frames (default 64)")
     parser.add_argument("--batch", type=int, default=8, help="rendering batch size (default 8)")
@@ -129,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     presets = args.presets or (["cpu", "paper"] if device == "cuda" else ["cpu"])
     machine = machine_info()
     print(machine["summary"], flush=True)
-    rows = [row for preset in presets for row in run_preset(preset, device, args.shots, args.steps, args.frames, args.batch)]
+    rows = [
+        row
+        for preset in presets
+        for row in run_preset(preset, device, args.shots, args.steps, args.frames, args.batch)
+    ]
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     return 0

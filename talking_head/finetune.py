@@ -34,7 +34,13 @@ import torch
 from torch import nn
 
 from talking_head.errors import CancelledError
-from talking_head.losses import ContentLoss, LossConfig, d_hinge_loss, feature_matching_loss, g_adversarial_loss
+from talking_head.losses import (
+    ContentLoss,
+    LossConfig,
+    d_hinge_loss,
+    feature_matching_loss,
+    g_adversarial_loss,
+)
 from talking_head.model import TalkingHeadModel
 from talking_head.motion import flip_landmarks
 from talking_head.person import Person, eval_mode, images_to_tensor, landmark_images, model_device
@@ -64,7 +70,9 @@ def _content_loss(config: LossConfig, device: str) -> ContentLoss:
     return ContentLoss(config, device=device)
 
 
-def _shot_tensors(person: Person, image_size: int, device: torch.device, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _shot_tensors(
+    person: Person, image_size: int, device: torch.device, flip: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Shots x and landmark images y, ``(T', 3, S, S)`` each; with ``flip`` the mirrored copies follow the originals."""
     crops, points = person.shots, person.shot_landmarks
     if flip:
@@ -120,15 +128,27 @@ def _train_step(
     content = content_loss(fake, x)
     adversarial = g_adversarial_loss(fake_score)
     matching = feature_matching_loss(real_feats, fake_feats)
-    loss_g = content + loss_config.adversarial_weight * adversarial + loss_config.feature_matching_weight * matching
+    loss_g = (
+        content
+        + loss_config.adversarial_weight * adversarial
+        + loss_config.feature_matching_weight * matching
+    )
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
-    losses = {"content": content, "adversarial": adversarial, "feature_matching": matching, "generator": loss_g, "discriminator": loss_d}
+    losses = {
+        "content": content,
+        "adversarial": adversarial,
+        "feature_matching": matching,
+        "generator": loss_g,
+        "discriminator": loss_d,
+    }
     return {name: value.item() for name, value in losses.items()}
 
 
-def _person_networks(model: TalkingHeadModel, person: Person) -> tuple[nn.Module, nn.Module, nn.Parameter, nn.Parameter]:
+def _person_networks(
+    model: TalkingHeadModel, person: Person
+) -> tuple[nn.Module, nn.Module, nn.Parameter, nn.Parameter]:
     """Fresh copies G', D' and the parameters ψ', w' to train (the base model is not touched).
 
     A person fine-tuned before continues from its G' and ψ'; D' always starts
@@ -169,9 +189,13 @@ def finetune_person(
     device = model_device(model)
     generator, discriminator, psi, w = _person_networks(model, person)
     opt_g = torch.optim.Adam(
-        [p for p in generator.parameters() if p.requires_grad] + [psi], lr=config.generator_lr, betas=config.betas
+        [p for p in generator.parameters() if p.requires_grad] + [psi],
+        lr=config.generator_lr,
+        betas=config.betas,
     )
-    opt_d = torch.optim.Adam(list(discriminator.parameters()) + [w], lr=config.discriminator_lr, betas=config.betas)
+    opt_d = torch.optim.Adam(
+        list(discriminator.parameters()) + [w], lr=config.discriminator_lr, betas=config.betas
+    )
     content_loss = _content_loss(config.loss, str(device))
     x_all, y_all = _shot_tensors(person, model.config.image_size, device, config.flip)
     rng = np.random.default_rng(config.seed)
@@ -181,12 +205,25 @@ def finetune_person(
     for step in range(1, steps + 1):
         batch = torch.from_numpy(_sample_batch(rng, num_shots, config.batch_size, config.flip)).to(device)
         losses = _train_step(
-            generator, discriminator, psi, w, x_all[batch], y_all[batch], (opt_g, opt_d), content_loss, config.loss
+            generator,
+            discriminator,
+            psi,
+            w,
+            x_all[batch],
+            y_all[batch],
+            (opt_g, opt_d),
+            content_loss,
+            config.loss,
         )
         history.append(losses)
         if callback is not None and callback(step, steps, losses) is False:
             raise CancelledError(f"fine-tuning was cancelled after {step} of {steps} steps")
-    logger.info("fine-tuned %d steps in %.1f s (content loss %.4f)", steps, time.perf_counter() - start, history[-1]["content"])
+    logger.info(
+        "fine-tuned %d steps in %.1f s (content loss %.4f)",
+        steps,
+        time.perf_counter() - start,
+        history[-1]["content"],
+    )
     generator.eval().requires_grad_(False)
     return person.with_finetuned(generator, psi.detach(), steps, history)
 

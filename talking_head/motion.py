@@ -40,10 +40,22 @@ STABLE_POINTS: tuple[int, ...] = (36, 39, 42, 45, 27, 28, 29, 30, 31, 33, 35)
 _MIRROR_PAIRS: tuple[tuple[int, int], ...] = (
     *((i, 16 - i) for i in range(8)),  # jaw
     *((17 + i, 26 - i) for i in range(5)),  # brows
-    (31, 35), (32, 34),  # nostrils
-    (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46),  # eyes
-    (48, 54), (49, 53), (50, 52), (59, 55), (58, 56),  # outer lips
-    (60, 64), (61, 63), (67, 65),  # inner lips
+    (31, 35),
+    (32, 34),  # nostrils
+    (36, 45),
+    (37, 44),
+    (38, 43),
+    (39, 42),
+    (40, 47),
+    (41, 46),  # eyes
+    (48, 54),
+    (49, 53),
+    (50, 52),
+    (59, 55),
+    (58, 56),  # outer lips
+    (60, 64),
+    (61, 63),
+    (67, 65),  # inner lips
 )
 
 
@@ -184,10 +196,14 @@ def reference_frame_index(track: np.ndarray, reference: int | str = "neutral") -
         return 0
     if isinstance(reference, (int, np.integer)) and -num_frames <= reference < num_frames:
         return int(reference) % num_frames
-    raise ValueError(f"reference must be 'neutral', 'first' or a frame index below {num_frames}, got {reference!r}")
+    raise ValueError(
+        f"reference must be 'neutral', 'first' or a frame index below {num_frames}, got {reference!r}"
+    )
 
 
-def retarget_relative(source: np.ndarray, driving: np.ndarray, reference: int | str = "neutral") -> np.ndarray:
+def retarget_relative(
+    source: np.ndarray, driving: np.ndarray, reference: int | str = "neutral"
+) -> np.ndarray:
     """Relative mode: ``S_t = S + A(D_t) - A(D_ref)`` (see the module docstring).
 
     ``source``: ``(68, 2)``; ``driving``: ``(T, 68, 2)``. Returns ``(T, 68, 2)``.

@@ -83,7 +83,9 @@ class Person:
         """Landmarks of the first usable photo in crop pixels, (68, 2): the shape kept in relative mode."""
         return self.shot_landmarks[0]
 
-    def with_finetuned(self, generator: nn.Module, adain_params: torch.Tensor, steps: int, losses: list[dict[str, float]]) -> Person:
+    def with_finetuned(
+        self, generator: nn.Module, adain_params: torch.Tensor, steps: int, losses: list[dict[str, float]]
+    ) -> Person:
         """A copy holding a fine-tuned G' and ψ' (the crops and reports are shared)."""
         return replace(
             self,
@@ -168,7 +170,16 @@ def analyze_photo(
     try:
         face = detector.detect(image)
     except NoFaceError:
-        report = PhotoReport(name, False, 0, 0.0, 0.0, 0.0, False, "no face was found; use a photo with one clearly visible face")
+        report = PhotoReport(
+            name,
+            False,
+            0,
+            0.0,
+            0.0,
+            0.0,
+            False,
+            "no face was found; use a photo with one clearly visible face",
+        )
         return report, None
     box = crop_box_from_landmarks(face.points)
     crop = crop_image(image, box, image_size)
@@ -234,7 +245,9 @@ def embed_person(
 
 
 @torch.inference_mode()
-def _embed_shots(model: TalkingHeadModel, crops: np.ndarray, points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def _embed_shots(
+    model: TalkingHeadModel, crops: np.ndarray, points: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
     """ê = mean_t E(x_t, y_t) and ψ̂ = P·ê, computed without touching the base model's state."""
     device = model_device(model)
     x = images_to_tensor(crops, device)  # (T, 3, S, S)

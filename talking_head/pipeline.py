@@ -35,7 +35,14 @@ import torch
 
 from talking_head.errors import CancelledError, UnsupportedFileError
 from talking_head.finetune import FinetuneConfig, finetune_person, shot_reconstruction_error
-from talking_head.framing import CropBox, crop_box_from_landmarks, crop_image, paste_back, points_to_crop, smooth_crop_boxes
+from talking_head.framing import (
+    CropBox,
+    crop_box_from_landmarks,
+    crop_image,
+    paste_back,
+    points_to_crop,
+    smooth_crop_boxes,
+)
 from talking_head.landmarks import LandmarkDetector, get_detector
 from talking_head.model import TalkingHeadModel
 from talking_head.motion import retarget_landmarks, smooth_landmarks
@@ -128,7 +135,9 @@ def _is_track(driving: str | os.PathLike) -> bool:
     return Path(driving).suffix.lower() in TRACK_SUFFIXES
 
 
-def _frames_with_progress(frames: Iterator[np.ndarray], total: int, progress: Progress | None) -> Iterator[np.ndarray]:
+def _frames_with_progress(
+    frames: Iterator[np.ndarray], total: int, progress: Progress | None
+) -> Iterator[np.ndarray]:
     for done, frame in enumerate(frames, start=1):
         yield frame
         if progress is not None and progress(done, total) is False:
@@ -173,14 +182,20 @@ def load_driving(
         video = Path(driving)
         track, has_audio = _track_clip(video, detector or get_detector(), max_seconds, progress)
     if len(track) == 0:
-        raise UnsupportedFileError("the driving landmark track is empty; use a clip or track with at least one frame")
+        raise UnsupportedFileError(
+            "the driving landmark track is empty; use a clip or track with at least one frame"
+        )
     if track.long_gaps:
-        logger.warning("no face in driving frames %s: the nearest face's landmarks are held there", track.long_gaps)
+        logger.warning(
+            "no face in driving frames %s: the nearest face's landmarks are held there", track.long_gaps
+        )
     points = smooth_landmarks(track.points, smoothing)
     if max_seconds is not None and video is None:
-        points = points[: max(1, int(round(max_seconds * track.fps)))]
+        points = points[: max(1, round(max_seconds * track.fps))]
     boxes = smooth_crop_boxes([crop_box_from_landmarks(p) for p in points], CROP_SMOOTHING)
-    in_crop = np.stack([points_to_crop(p, box, image_size) for p, box in zip(points, boxes)]).astype(np.float32)
+    in_crop = np.stack([points_to_crop(p, box, image_size) for p, box in zip(points, boxes)]).astype(
+        np.float32
+    )
     return DrivingMotion(in_crop, list(boxes), image_size, track.fps, video, has_audio, max_seconds)
 
 
@@ -214,7 +229,9 @@ def render_landmarks(
     """Render the person for ``(T, 68, 2)`` landmarks in crop pixels: yields ``(S, S, 3)`` uint8 crops."""
     size = model.config.image_size
     for start in range(0, len(points), batch_size):
-        yield from _render_batch(model, person, landmark_images(points[start : start + batch_size], size), bf16)
+        yield from _render_batch(
+            model, person, landmark_images(points[start : start + batch_size], size), bf16
+        )
 
 
 @dataclass
@@ -226,7 +243,7 @@ class AnimationFrame:
     landmark_image: np.ndarray  # y given to G (S, S, 3) uint8
     landmarks: np.ndarray  # the (retargeted) landmarks drawn in y, crop pixels (68, 2)
     driving_landmarks: np.ndarray  # the driver's own landmarks in its crop (68, 2)
-    driving_crop: np.ndarray | None  # the driving frame cropped like the driver's face (S, S, 3); None without frames
+    driving_crop: np.ndarray | None  # the driving frame in the driver's crop (S, S, 3); None for a track
 
 
 def _driving_crops(motion: DrivingMotion) -> Iterator[np.ndarray | None]:
@@ -262,8 +279,12 @@ def animate_person(
     overlay). Frames are rendered ``batch_size`` at a time without gradients.
     """
     if motion.image_size != model.config.image_size:
-        raise ValueError(f"motion was framed at {motion.image_size} px but the model renders {model.config.image_size} px")
-    targets = retarget_landmarks(person.source_landmarks, motion.points, mode=mode, reference=reference)  # (T, 68, 2)
+        raise ValueError(
+            f"motion was framed at {motion.image_size} px but the model renders {model.config.image_size} px"
+        )
+    targets = retarget_landmarks(
+        person.source_landmarks, motion.points, mode=mode, reference=reference
+    )  # (T, 68, 2)
     crops = _driving_crops(motion) if with_driving_frames else None
     size = model.config.image_size
     for start in range(0, len(targets), batch_size):
@@ -355,12 +376,22 @@ def render_video(
     total = len(motion)
     writers = contextlib.ExitStack()
     with writers:
-        result_writer = writers.enter_context(VideoWriter(out, motion.fps, audio_from=audio, metadata=SYNTHETIC_METADATA))
+        result_writer = writers.enter_context(
+            VideoWriter(out, motion.fps, audio_from=audio, metadata=SYNTHETIC_METADATA)
+        )
         overlay_writer = None
         if overlay is not None:
-            overlay_writer = writers.enter_context(VideoWriter(overlay, motion.fps, metadata=SYNTHETIC_METADATA))
+            overlay_writer = writers.enter_context(
+                VideoWriter(overlay, motion.fps, metadata=SYNTHETIC_METADATA)
+            )
         frames = animate_person(
-            model, person, motion, mode=mode, reference=reference, batch_size=batch_size, bf16=bf16,
+            model,
+            person,
+            motion,
+            mode=mode,
+            reference=reference,
+            batch_size=batch_size,
+            bf16=bf16,
             with_driving_frames=overlay is not None,
         )
         for frame in frames:

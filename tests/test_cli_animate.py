@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from _tiny_weights import make_tiny_weights
+
 from talking_head.__main__ import main
 from talking_head.images import load_image
 from talking_head.video import VideoWriter, probe_video
@@ -40,14 +40,33 @@ def moving_astronaut_clip(path: Path, photo: Path, num_frames: int = 8, fps: flo
     return path
 
 
-def test_animate_cli_end_to_end(weights: Path, astronaut_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_animate_cli_end_to_end(
+    weights: Path, astronaut_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     clip = moving_astronaut_clip(tmp_path / "driving.mp4", astronaut_path)
     out, overlay = tmp_path / "out.mp4", tmp_path / "overlay.mp4"
-    code = main([
-        "animate", "--photos", str(astronaut_path), "--driving", str(clip), "--steps", "2",
-        "--out", str(out), "--overlay", str(overlay), "--weights", str(weights), "--landmarks", "dlib",
-        "--mode", "absolute", "--watermark",
-    ])
+    code = main(
+        [
+            "animate",
+            "--photos",
+            str(astronaut_path),
+            "--driving",
+            str(clip),
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--overlay",
+            str(overlay),
+            "--weights",
+            str(weights),
+            "--landmarks",
+            "dlib",
+            "--mode",
+            "absolute",
+            "--watermark",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "astronaut.png: ok" in printed and "fine-tuned 2 steps" in printed
@@ -56,12 +75,25 @@ def test_animate_cli_end_to_end(weights: Path, astronaut_path: Path, tmp_path: P
     assert probe_video(overlay).size == (3 * 64, 64)
 
 
-def test_animate_cli_reports_a_photo_without_face(weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_animate_cli_reports_a_photo_without_face(
+    weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((120, 120, 3), 128, np.uint8))
-    code = main([
-        "animate", "--photos", str(blank), "--driving", str(tmp_path / "missing.mp4"),
-        "--out", str(tmp_path / "out.mp4"), "--weights", str(weights), "--landmarks", "dlib",
-    ])
+    code = main(
+        [
+            "animate",
+            "--photos",
+            str(blank),
+            "--driving",
+            str(tmp_path / "missing.mp4"),
+            "--out",
+            str(tmp_path / "out.mp4"),
+            "--weights",
+            str(weights),
+            "--landmarks",
+            "dlib",
+        ]
+    )
     assert code == 2
     assert "blank.png" in capsys.readouterr().err

@@ -18,7 +18,9 @@ from talking_head.motion import (
 )
 
 
-def synthetic_face(center=(128.0, 128.0), width=1.0, mouth_open=0.0, eye_open=1.0, yaw_shift=0.0) -> np.ndarray:
+def synthetic_face(
+    center=(128.0, 128.0), width=1.0, mouth_open=0.0, eye_open=1.0, yaw_shift=0.0
+) -> np.ndarray:
     """A plausible 68-point face (crop pixels): jaw arc, brows, nose, eyes, lips.
 
     ``width`` stretches x, ``mouth_open`` opens the inner lips (px),
@@ -36,10 +38,27 @@ def synthetic_face(center=(128.0, 128.0), width=1.0, mouth_open=0.0, eye_open=1.
         eye = np.array([[0, 0], [10, -6], [20, -6], [30, 0], [20, 6], [10, 6]], np.float64)
         eye[:, 1] *= eye_open
         pts[start : start + 6] = eye + [x0, -22.0]
-    outer = np.array([[-25, 35], [-15, 30], [-5, 28], [0, 29], [5, 28], [15, 30], [25, 35],
-                      [15, 42], [5, 45], [0, 45], [-5, 45], [-15, 42]], np.float64)
+    outer = np.array(
+        [
+            [-25, 35],
+            [-15, 30],
+            [-5, 28],
+            [0, 29],
+            [5, 28],
+            [15, 30],
+            [25, 35],
+            [15, 42],
+            [5, 45],
+            [0, 45],
+            [-5, 45],
+            [-15, 42],
+        ],
+        np.float64,
+    )
     pts[48:60] = outer
-    inner = np.array([[-18, 35], [-6, 33], [0, 33], [6, 33], [18, 35], [6, 37], [0, 37], [-6, 37]], np.float64)
+    inner = np.array(
+        [[-18, 35], [-6, 33], [0, 33], [6, 33], [18, 35], [6, 37], [0, 37], [-6, 37]], np.float64
+    )
     inner[5:8, 1] += mouth_open
     pts[60:68] = inner
     pts[:, 0] *= width
@@ -100,18 +119,27 @@ def test_yaw_sign_and_frontal() -> None:
 
 
 def test_neutral_frame_avoids_open_mouth_and_blink() -> None:
-    frames = [synthetic_face(mouth_open=8), synthetic_face(mouth_open=6),
-              synthetic_face(eye_open=0.1), synthetic_face(), synthetic_face(mouth_open=4)]
+    frames = [
+        synthetic_face(mouth_open=8),
+        synthetic_face(mouth_open=6),
+        synthetic_face(eye_open=0.1),
+        synthetic_face(),
+        synthetic_face(mouth_open=4),
+    ]
     assert neutral_frame_index(np.stack(frames)) == 3
 
 
 def test_relative_keeps_source_shape_with_wider_driver() -> None:
     source = synthetic_face()
     # Driver's face is 30% wider; it opens its mouth and nods across the clip.
-    driver = np.stack([
-        synthetic_face(center=(128, 128 + 3 * np.sin(t / 4)), width=1.3, mouth_open=8 * abs(np.sin(t / 5)))
-        for t in range(40)
-    ])
+    driver = np.stack(
+        [
+            synthetic_face(
+                center=(128, 128 + 3 * np.sin(t / 4)), width=1.3, mouth_open=8 * abs(np.sin(t / 5))
+            )
+            for t in range(40)
+        ]
+    )
     relative = retarget_landmarks(source, driver, mode="relative")
     iod_ratio = interocular_distance(relative) / interocular_distance(source)
     assert np.all(np.abs(iod_ratio - 1.0) < 0.05)
@@ -125,7 +153,9 @@ def test_relative_keeps_source_shape_with_wider_driver() -> None:
 def test_relative_static_driver_returns_source_and_moves_with_scale() -> None:
     source = synthetic_face()
     driver = np.repeat(synthetic_face(center=(100, 90), width=0.5)[None], 3, 0)
-    np.testing.assert_allclose(retarget_landmarks(source, driver, reference="first"), np.repeat(source[None], 3, 0), atol=1e-3)
+    np.testing.assert_allclose(
+        retarget_landmarks(source, driver, reference="first"), np.repeat(source[None], 3, 0), atol=1e-3
+    )
     # A driver at half the source's size moving 10 px moves the source ~20 px.
     small = synthetic_face(center=(100, 90))
     small = (small - small.mean(0)) * 0.5 + small.mean(0)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from _tiny_weights import make_tiny_weights
+
 from talking_head import pipeline
 from talking_head.errors import CancelledError, NoFaceError
 from talking_head.finetune import FinetuneConfig
@@ -23,6 +23,7 @@ from talking_head.motion import interocular_distance
 from talking_head.person import analyze_photo
 from talking_head.tracking import LandmarkTrack
 from talking_head.video import VideoWriter, probe_video, read_video_frames
+
 
 def unit_face(mouth_open: float = 0.0) -> np.ndarray:
     """(68, 2) landmarks of a symmetric face in [0, 1]²."""
@@ -40,7 +41,10 @@ def unit_face(mouth_open: float = 0.0) -> np.ndarray:
     lip_y = np.array([0.75, 0.72, 0.71, 0.72, 0.71, 0.72, 0.75, 0.8, 0.82, 0.82, 0.82, 0.8])
     pts[48:60] = np.stack([lip_x, lip_y], 1)
     inner_x = np.array([0.38, 0.45, 0.5, 0.55, 0.62, 0.55, 0.5, 0.45])
-    inner_y = np.array([0.75, 0.74, 0.74, 0.74, 0.75, 0.76, 0.76, 0.76]) + np.array([0, 0, 0, 0, 0, 1, 1, 1]) * mouth_open
+    inner_y = (
+        np.array([0.75, 0.74, 0.74, 0.74, 0.75, 0.76, 0.76, 0.76])
+        + np.array([0, 0, 0, 0, 0, 1, 1, 1]) * mouth_open
+    )
     pts[60:68] = np.stack([inner_x, inner_y], 1)
     return pts.astype(np.float32)
 
@@ -65,7 +69,9 @@ class EllipseDetector:
         return FaceLandmarks(points.astype(np.float32), box, 0.99, 1, "fake")
 
 
-def ellipse_image(size: int = 160, center=(80, 80), axes=(40, 50), seed: int = 0, texture: bool = True) -> np.ndarray:
+def ellipse_image(
+    size: int = 160, center=(80, 80), axes=(40, 50), seed: int = 0, texture: bool = True
+) -> np.ndarray:
     """A light, textured ellipse on a dark background: a "photo" for EllipseDetector."""
     import cv2
 
@@ -125,7 +131,9 @@ def person(model):
 
 def test_embed_person_reports_and_skips_unusable(model) -> None:
     photos = [ellipse_image(seed=1), np.zeros((100, 100, 3), np.uint8), ellipse_image(seed=3)]
-    person = pipeline.embed_person(model, photos, detector=EllipseDetector(), names=["a.jpg", "blank.jpg", "c.jpg"])
+    person = pipeline.embed_person(
+        model, photos, detector=EllipseDetector(), names=["a.jpg", "blank.jpg", "c.jpg"]
+    )
     assert [r.usable for r in person.reports] == [True, False, True]
     blank = person.reports[1]
     assert not blank.face_found and "no face" in blank.reason
@@ -137,7 +145,9 @@ def test_embed_person_reports_and_skips_unusable(model) -> None:
 
 def test_embed_person_without_usable_photo_names_them(model) -> None:
     with pytest.raises(NoFaceError, match="blank.jpg"):
-        pipeline.embed_person(model, [np.zeros((64, 64, 3), np.uint8)], detector=EllipseDetector(), names=["blank.jpg"])
+        pipeline.embed_person(
+            model, [np.zeros((64, 64, 3), np.uint8)], detector=EllipseDetector(), names=["blank.jpg"]
+        )
 
 
 def test_photo_report_reasons() -> None:
@@ -207,7 +217,9 @@ def test_render_video_frame_count_no_audio_and_overlay(model, person, tmp_path: 
     clip = write_driving_clip(tmp_path / "drive.mp4", 11)
     motion = pipeline.load_driving(clip, model.config.image_size, detector=EllipseDetector())
     assert len(motion) == 11 and motion.fps == pytest.approx(12.0) and not motion.has_audio
-    result = pipeline.render_video(model, person, motion, tmp_path / "out.mp4", overlay=tmp_path / "overlay.mp4", batch_size=4)
+    result = pipeline.render_video(
+        model, person, motion, tmp_path / "out.mp4", overlay=tmp_path / "overlay.mp4", batch_size=4
+    )
     info = probe_video(tmp_path / "out.mp4")
     assert info.num_frames == 11 == result.num_frames
     assert info.fps == pytest.approx(12.0)
@@ -231,11 +243,17 @@ def test_render_video_copies_audio_when_the_clip_has_it(model, person, tmp_path:
 
 def test_driving_track_renders_without_audio_and_with_sketch_panel(model, person, tmp_path: Path) -> None:
     frames = 7
-    points = np.stack([unit_face(mouth_open=0.02 * t) * 100 + [30 + t, 40] for t in range(frames)]).astype(np.float32)
-    track = LandmarkTrack(points, np.tile([30, 40, 130, 140], (frames, 1)), np.ones(frames, bool), 10.0, "fake", (200, 200))
+    points = np.stack([unit_face(mouth_open=0.02 * t) * 100 + [30 + t, 40] for t in range(frames)]).astype(
+        np.float32
+    )
+    track = LandmarkTrack(
+        points, np.tile([30, 40, 130, 140], (frames, 1)), np.ones(frames, bool), 10.0, "fake", (200, 200)
+    )
     track.save(tmp_path / "track.npz")
     motion = pipeline.load_driving(tmp_path / "track.npz", model.config.image_size, smoothing=0)
-    result = pipeline.render_video(model, person, motion, tmp_path / "out.mp4", overlay=tmp_path / "ov.mp4", watermark=True)
+    result = pipeline.render_video(
+        model, person, motion, tmp_path / "out.mp4", overlay=tmp_path / "ov.mp4", watermark=True
+    )
     assert result.num_frames == frames and not result.has_audio
     info = probe_video(tmp_path / "out.mp4")
     assert info.num_frames == frames and info.fps == pytest.approx(10.0) and not info.has_audio
@@ -248,12 +266,16 @@ def test_relative_mode_keeps_source_shape_in_animation(model, person) -> None:
     frames = 6
     wide = unit_face() * [130, 100]  # a driver 30% wider than tall
     points = np.stack([wide + [20, 30 + 2 * t] for t in range(frames)]).astype(np.float32)
-    track = LandmarkTrack(points, np.tile([20, 30, 150, 130], (frames, 1)), np.ones(frames, bool), 25.0, "fake", (200, 200))
+    track = LandmarkTrack(
+        points, np.tile([20, 30, 150, 130], (frames, 1)), np.ones(frames, bool), 25.0, "fake", (200, 200)
+    )
     motion = pipeline.load_driving(track, model.config.image_size, smoothing=0)
     relative = np.stack([f.landmarks for f in pipeline.animate_person(model, person, motion)])
     source_iod = interocular_distance(person.source_landmarks)
     assert np.all(np.abs(interocular_distance(relative) / source_iod - 1) < 0.05)
-    absolute = np.stack([f.landmarks for f in pipeline.animate_person(model, person, motion, mode="absolute")])
+    absolute = np.stack(
+        [f.landmarks for f in pipeline.animate_person(model, person, motion, mode="absolute")]
+    )
     np.testing.assert_allclose(absolute, motion.points)
 
 
@@ -270,5 +292,7 @@ def test_render_cancel(model, person, tmp_path: Path) -> None:
     clip = write_driving_clip(tmp_path / "drive.mp4", 10)
     motion = pipeline.load_driving(clip, model.config.image_size, detector=EllipseDetector())
     with pytest.raises(CancelledError):
-        pipeline.render_video(model, person, motion, tmp_path / "out.mp4", progress=lambda done, total: done < 3)
+        pipeline.render_video(
+            model, person, motion, tmp_path / "out.mp4", progress=lambda done, total: done < 3
+        )
     assert not (tmp_path / "out.mp4").exists()

@@ -18,38 +18,84 @@ def _reference(text: str) -> int | str:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'neutral', 'first' or a frame number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected 'neutral', 'first' or a frame number, got {text!r}"
+        ) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the ``animate`` command."""
-    parser.add_argument("--photos", nargs="+", required=True, metavar="PHOTO", help="one or more photos of the person")
-    parser.add_argument("--driving", required=True, metavar="CLIP_OR_TRACK", help="driving clip (.mp4, ...) or landmark track (.npz)")
+    parser.add_argument(
+        "--photos", nargs="+", required=True, metavar="PHOTO", help="one or more photos of the person"
+    )
+    parser.add_argument(
+        "--driving",
+        required=True,
+        metavar="CLIP_OR_TRACK",
+        help="driving clip (.mp4, ...) or landmark track (.npz)",
+    )
     parser.add_argument("--out", required=True, metavar="OUT.mp4", help="result video")
-    parser.add_argument("--overlay", metavar="OVERLAY.mp4", help="also write driving frame | landmark image | result side by side")
-    parser.add_argument("--steps", type=int, default=0, help="fine-tuning steps on the photos (0 = feed-forward; default 0)")
-    parser.add_argument("--mode", choices=("relative", "absolute"), default="relative",
-                        help="relative: keep the person's face shape, add the driver's motion (default); absolute: the driver's landmarks (the paper)")
-    parser.add_argument("--weights", default=os.environ.get(ENV_WEIGHTS, "weights"),
-                        help=f"weights folder or Hugging Face repo id (default: ${ENV_WEIGHTS} or ./weights)")
+    parser.add_argument(
+        "--overlay",
+        metavar="OVERLAY.mp4",
+        help="also write driving frame | landmark image | result side by side",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=0, help="fine-tuning steps on the photos (0 = feed-forward; default 0)"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("relative", "absolute"),
+        default="relative",
+        help="relative: keep the person's face shape, add the driver's motion (default); absolute: the driver's landmarks (the paper)",
+    )
+    parser.add_argument(
+        "--weights",
+        default=os.environ.get(ENV_WEIGHTS, "weights"),
+        help=f"weights folder or Hugging Face repo id (default: ${ENV_WEIGHTS} or ./weights)",
+    )
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --weights")
-    parser.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing of the driving landmarks, in frames (0 = off; default 1)")
-    parser.add_argument("--reference", type=_reference, default="neutral",
-                        help="relative mode: driving frame the motion is measured from: neutral (default), first, or a frame number")
-    parser.add_argument("--paste-back", action="store_true", help="paste the result back into the first photo (feathered edges)")
-    parser.add_argument("--watermark", action="store_true", help="draw a visible 'SYNTHETIC' mark on every frame")
+    parser.add_argument(
+        "--smoothing",
+        type=float,
+        default=1.0,
+        help="temporal smoothing of the driving landmarks, in frames (0 = off; default 1)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=_reference,
+        default="neutral",
+        help="relative mode: driving frame the motion is measured from: neutral (default), first, or a frame number",
+    )
+    parser.add_argument(
+        "--paste-back",
+        action="store_true",
+        help="paste the result back into the first photo (feathered edges)",
+    )
+    parser.add_argument(
+        "--watermark", action="store_true", help="draw a visible 'SYNTHETIC' mark on every frame"
+    )
     parser.add_argument("--max-seconds", type=float, help="use only the first N seconds of the driving clip")
     parser.add_argument("--batch-size", type=int, default=8, help="frames rendered per batch (default 8)")
     parser.add_argument("--bf16", action="store_true", help="render with bf16 autocast (CUDA only)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    parser.add_argument("--landmarks", default=None, choices=("auto", "fan", "dlib"), help="landmark detector (default: $TALKING_HEAD_LANDMARKS or auto)")
+    parser.add_argument(
+        "--landmarks",
+        default=None,
+        choices=("auto", "fan", "dlib"),
+        help="landmark detector (default: $TALKING_HEAD_LANDMARKS or auto)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of fine-tuning (shot sampling and flips)")
 
 
 def _print_reports(reports) -> None:  # list[PhotoReport]
     for r in reports:
         status = "ok" if r.usable else "SKIPPED"
-        detail = f"face {r.box_size:.0f} px, yaw {r.yaw:+.0f}°, sharpness {r.blur:.0f}" if r.face_found else "no face"
+        detail = (
+            f"face {r.box_size:.0f} px, yaw {r.yaw:+.0f}°, sharpness {r.blur:.0f}"
+            if r.face_found
+            else "no face"
+        )
         note = f": {r.reason}" if r.reason else ""
         print(f"  {r.name}: {status} ({detail}){note}")
 
@@ -68,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     model = pipeline.load_model(args.weights, device=args.device, revision=args.revision)
     detector = get_detector(args.landmarks) if args.landmarks else get_detector()
-    print(f"weights: {args.weights} ({model.config.image_size} px, device {pipeline.model_device(model)}); landmarks: {detector.name}")
+    print(
+        f"weights: {args.weights} ({model.config.image_size} px, device {pipeline.model_device(model)}); landmarks: {detector.name}"
+    )
 
     person = pipeline.embed_person(model, args.photos, detector=detector)
     print(f"photos ({len(person.shots)} of {len(args.photos)} usable):")
@@ -79,8 +127,11 @@ def run(args: argparse.Namespace) -> int:
 
         torch.manual_seed(args.seed)
         with _progress_bar("fine-tuning", args.steps) as bar:
+
             def on_step(step: int, total: int, losses: dict[str, float]) -> None:
-                bar.set_postfix(content=f"{losses['content']:.3f}", d=f"{losses['discriminator']:.3f}", refresh=False)
+                bar.set_postfix(
+                    content=f"{losses['content']:.3f}", d=f"{losses['discriminator']:.3f}", refresh=False
+                )
                 bar.update(1)
 
             tune_start = time.perf_counter()
@@ -91,25 +142,43 @@ def run(args: argparse.Namespace) -> int:
         print(f"fine-tuned {args.steps} steps in {tune_s:.1f} s ({1000 * tune_s / args.steps:.0f} ms/step)")
 
     with _progress_bar("landmarks", 0) as bar:
+
         def on_frame(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
         motion = pipeline.load_driving(
-            args.driving, model.config.image_size, smoothing=args.smoothing, detector=detector,
-            max_seconds=args.max_seconds, progress=on_frame,
+            args.driving,
+            model.config.image_size,
+            smoothing=args.smoothing,
+            detector=detector,
+            max_seconds=args.max_seconds,
+            progress=on_frame,
         )
     print(f"driving: {len(motion)} frames at {motion.fps:g} fps{' with audio' if motion.has_audio else ''}")
 
     with _progress_bar("rendering", len(motion)) as bar:
         result = pipeline.render_video(
-            model, person, motion, args.out, overlay=args.overlay, mode=args.mode, reference=args.reference,
-            paste_into_photo=args.paste_back, batch_size=args.batch_size, bf16=args.bf16, watermark=args.watermark,
+            model,
+            person,
+            motion,
+            args.out,
+            overlay=args.overlay,
+            mode=args.mode,
+            reference=args.reference,
+            paste_into_photo=args.paste_back,
+            batch_size=args.batch_size,
+            bf16=args.bf16,
+            watermark=args.watermark,
             progress=lambda done, total: bar.update(done - bar.n),
         )
     total_s = time.perf_counter() - started
-    print(f"wrote {result.out} ({result.num_frames} frames, {result.fps:g} fps, {'with' if result.has_audio else 'no'} audio)")
+    print(
+        f"wrote {result.out} ({result.num_frames} frames, {result.fps:g} fps, {'with' if result.has_audio else 'no'} audio)"
+    )
     if result.overlay is not None:
         print(f"wrote {result.overlay}")
-    print(f"rendering: {result.seconds:.1f} s ({result.num_frames / max(result.seconds, 1e-9):.1f} frames/s); total {total_s:.1f} s")
+    print(
+        f"rendering: {result.seconds:.1f} s ({result.num_frames / max(result.seconds, 1e-9):.1f} frames/s); total {total_s:.1f} s"
+    )
     return 0
