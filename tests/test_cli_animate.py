@@ -12,6 +12,7 @@ from _tiny_weights import make_tiny_weights
 
 from talking_head.__main__ import main
 from talking_head.images import load_image
+from talking_head.tracking import LandmarkTrack
 from talking_head.video import VideoWriter, probe_video
 
 
@@ -75,25 +76,37 @@ def test_animate_cli_end_to_end(
     assert probe_video(overlay).size == (3 * 64, 64)
 
 
+def _track_file(path: Path, frames: int = 4) -> Path:
+    """A small driving landmark track (.npz): a face template sliding sideways."""
+    template = np.array(
+        [[60 + 140 * np.cos(a), 150 + 140 * np.sin(a)] for a in np.linspace(np.pi, 0, 68)], np.float32
+    )
+    points = np.stack([template + [t, 0] for t in range(frames)])
+    boxes = np.tile([0, 0, 300, 300], (frames, 1))
+    LandmarkTrack(points, boxes, np.ones(frames, bool), 25.0, "dlib", (300, 300)).save(path)
+    return path
+
+
 def test_animate_cli_reports_a_photo_without_face(
     weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((120, 120, 3), 128, np.uint8))
-    code = main(
-        [
-            "animate",
-            "--photos",
-            str(blank),
-            "--driving",
-            str(tmp_path / "missing.mp4"),
-            "--out",
-            str(tmp_path / "out.mp4"),
-            "--weights",
-            str(weights),
-            "--landmarks",
-            "dlib",
-        ]
-    )
+    track = _track_file(tmp_path / "track.npz")
+    args = ["--driving", str(track), "--out", str(tmp_path / "out.mp4"), "--weights", str(weights)]
+    code = main(["animate", "--photos", str(blank), *args, "--landmarks", "dlib"])
     assert code == 2
     assert "blank.png" in capsys.readouterr().err
+
+
+def test_animate_cli_checks_paths_before_work(
+    weights: Path, astronaut_path: Path, tmp_path: Path, capsys
+) -> None:
+    common = ["animate", "--photos", str(astronaut_path), "--weights", str(weights)]
+    code = main([*common, "--driving", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "out.mp4")])
+    assert code == 2 and "missing.mp4" in capsys.readouterr().err
+    track = _track_file(tmp_path / "track.npz")
+    code = main([*common, "--driving", str(track), "--out", str(tmp_path / "no_such_dir" / "out.mp4")])
+    assert code == 2 and "no_such_dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*common, "--driving", str(track), "--out", str(tmp_path / "o.mp4"), "--steps", "-1"])

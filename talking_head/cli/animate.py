@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import time
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,19 @@ def _reference(text: str) -> int | str:
         raise argparse.ArgumentTypeError(
             f"expected 'neutral', 'first' or a frame number, got {text!r}"
         ) from None
+
+
+def _at_least(minimum: float, kind: type = int):  # -> argparse type
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
+        return value
+
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write driving frame | landmark image | result side by side",
     )
     parser.add_argument(
-        "--steps", type=int, default=0, help="fine-tuning steps on the photos (0 = feed-forward; default 0)"
+        "--steps",
+        type=_at_least(0),
+        default=0,
+        help="fine-tuning steps on the photos (0 = feed-forward; default 0)",
     )
     parser.add_argument(
         "--mode",
@@ -57,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --weights")
     parser.add_argument(
         "--smoothing",
-        type=float,
+        type=_at_least(0.0, float),
         default=1.0,
         help="temporal smoothing of the driving landmarks, in frames (0 = off; default 1)",
     )
@@ -76,7 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--watermark", action="store_true", help="draw a visible 'SYNTHETIC' mark on every frame"
     )
     parser.add_argument("--max-seconds", type=float, help="use only the first N seconds of the driving clip")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames rendered per batch (default 8)")
+    parser.add_argument(
+        "--batch-size", type=_at_least(1), default=8, help="frames rendered per batch (default 8)"
+    )
     parser.add_argument("--bf16", action="store_true", help="render with bf16 autocast (CUDA only)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument(
@@ -106,11 +125,25 @@ def _progress_bar(desc: str, total: int):  # -> tqdm
     return tqdm(total=total, desc=desc, unit="frame" if desc != "fine-tuning" else "step", leave=False)
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Fail before minutes of fine-tuning, not after: inputs exist, output folders exist."""
+    from talking_head.errors import UnsupportedFileError, VideoReadError, VideoWriteError
+
+    driving = Path(args.driving)
+    if not driving.is_file():
+        error = UnsupportedFileError if driving.suffix.lower() == ".npz" else VideoReadError
+        raise error(f"driving file not found: {driving}; check the path")
+    for out in (args.out, args.overlay):
+        if out is not None and not Path(out).resolve().parent.is_dir():
+            raise VideoWriteError(f"cannot write {out}: its folder does not exist; create it first")
+
+
 def run(args: argparse.Namespace) -> int:
     """Embed, fine-tune, track the driver, render; print a summary."""
     from talking_head import pipeline
     from talking_head.landmarks import get_detector
 
+    _check_paths(args)
     started = time.perf_counter()
     model = pipeline.load_model(args.weights, device=args.device, revision=args.revision)
     detector = get_detector(args.landmarks) if args.landmarks else get_detector()
