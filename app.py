@@ -1,58 +1,243 @@
-"""Gradio page (interim): 68-point landmarks of a photo or a clip, until the talking-head demo lands.
+"""Gradio page: animate one or more photos of a person with a driving clip or motion.
 
-Upload a photo or a clip; the page returns the overlay (the input with its
-landmark drawing beside the rasterized landmark image the networks see) and a
-status line. Only widgets and wiring live here; the work is done by
-``talking_head.overlay``.
+A thin shell: widgets and wiring only; the work is done by
+``talking_head.service`` (limits, input checks, the render job) on top of
+``talking_head.pipeline``. The model loads once, when the page is built, from
+``$TALKING_HEAD_WEIGHTS`` (a weights folder or a Hub repo id; default
+``weights/``); without weights the page says what is missing and how to fix it.
 
 Run ``python app.py`` (http://127.0.0.1:7860); ``--host``, ``--port`` and
 ``--share`` override the defaults, which come from ``GRADIO_SERVER_NAME`` and
-``GRADIO_SERVER_PORT`` when set.
+``GRADIO_SERVER_PORT`` when set. The named endpoint ``/animate`` is usable from
+``gradio_client``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
-import tempfile
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+try:  # ZeroGPU: spaces.GPU reserves a GPU per call there and is a no-op elsewhere.
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:  # the app also runs without the `spaces` package
+
+    def gpu(task: Callable | None = None, **_: Any) -> Callable:
+        return task if task is not None else (lambda fn: fn)
+
 
 import gradio as gr
 import numpy as np
 
+from talking_head import service
 from talking_head.errors import TalkingHeadError
-from talking_head.landmarks import BACKENDS, get_detector
+from talking_head.landmarks import BACKENDS, LandmarkDetector, get_detector
 from talking_head.overlay import describe_track, landmark_overlay, media_kind
+from talking_head.pipeline import DEFAULT_SMOOTHING
 
 logger = logging.getLogger("talking_head.app")
 
 REPO_ROOT = Path(__file__).resolve().parent
-EXAMPLES = [str(REPO_ROOT / "examples" / "astronaut.png")]
-# Landmarks are CPU-bound and the detectors serialize on a lock: one job at a time.
+EXAMPLES = REPO_ROOT / "examples"
+EXAMPLE_PHOTO = EXAMPLES / "astronaut.png"
+EXAMPLE_MOTIONS = EXAMPLES / "motions"
+# One render at a time per process: a job holds the model's activations and two
+# video encoders; simultaneous users wait in the queue instead of exhausting memory.
 CONCURRENCY_LIMIT = 1
-# Longest part of an uploaded clip that is processed (the slider's maximum).
+OUTPUT_SIZES = (256, 384, 512, 768, 1024)  # choices of the result's longer side, pixels
+DEFAULT_OUTPUT_SIZE = 512
+DEFAULT_SECONDS = 5.0  # the max-seconds slider's start value
+# Landmark tab (kept from the interim page): longest part of a clip processed.
 MAX_CLIP_SECONDS = 60.0
 DEFAULT_CLIP_SECONDS = 10.0
-# Overlay videos older than this are deleted (Gradio keeps its own copy to serve).
-OUTPUT_MAX_AGE_S = 3600.0
-_OUTPUT_DIR = Path(tempfile.gettempdir()) / "talking-head-app"
 
 DESCRIPTION = """\
-# Talking head: face landmarks
-Upload a **photo** or a short **clip** of a face. You get the input with its 68 landmarks drawn on it,
-beside the rasterized landmark image that drives the talking-head networks
-([Zakharov et al., ICCV 2019](https://arxiv.org/abs/1905.08233)). Clips keep their frame rate and sound.
-The full talking-head demo replaces this page once trained weights are published.
+# Few-shot talking heads
+Upload one or more **photos of one person**, pick a **driving motion** (an example, your own clip, or a webcam
+recording) and get an MP4 of the photo moving like the driver, with a landmark overlay that shows what drove it.
+An implementation of [Zakharov et al., *Few-Shot Adversarial Learning of Realistic Neural Talking Head Models*
+(ICCV 2019)](https://arxiv.org/abs/1905.08233). Fine-tuning steps adapt the model to the person (0 = the paper's
+feed-forward use, fastest).
+
+**Responsible use:** only animate people who agreed to it, and never present the result as a real recording.
+Every video carries a "synthetic" tag in its metadata and, by default, a visible mark.
 """
+
+
+@dataclass
+class AppState:
+    """What the page serves, loaded once at start."""
+
+    weights: service.AppWeights  # the model, or why there is none
+    limits: service.AppLimits  # upload/photo/seconds/size limits
+    detector: LandmarkDetector  # the landmark backend used for photos and driving clips
+
+
+_STATE: AppState | None = None
+
+
+def load_state() -> AppState:
+    """Load the weights, limits and landmark detector once (later calls reuse them)."""
+    global _STATE
+    if _STATE is None:
+        limits = service.AppLimits.from_env()
+        weights = service.load_app_weights()
+        _STATE = AppState(weights, limits, get_detector())
+        logger.info("%s; landmarks: %s", weights.describe(), _STATE.detector.name)
+    return _STATE
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def user_errors(handler: Callable) -> Callable:
+    """Turn library errors into ``gr.Error`` with their message; never show a traceback.
+
+    ``TalkingHeadError`` messages are written for users. Anything else is a
+    bug: it is logged with its traceback on the server and the user gets a
+    short message; the server keeps serving.
+    """
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except gr.Error:
+            raise
+        except TalkingHeadError as error:
+            raise gr.Error(_sentence(str(error)), print_exception=False) from error
+        except Exception as error:
+            logger.exception("request failed in %s", handler.__name__)
+            raise gr.Error(
+                f"Something went wrong on the server ({type(error).__name__}). Try again; if it keeps failing, "
+                "try other inputs or report the problem.",
+                print_exception=False,
+            ) from error
+
+    return wrapped
+
+
+# ----- the animate tab ------------------------------------------------------------------
+
+
+def _gpu_seconds(job: service.PreparedJob, progress: gr.Progress | None = None) -> int:
+    """ZeroGPU reservation for a prepared job (steps and frame count known)."""
+    return service.gpu_duration(job.request.steps, job.num_frames)
+
+
+@gpu(duration=_gpu_seconds)
+def render_on_gpu(job: service.PreparedJob, progress: gr.Progress | None = None) -> service.RenderOutcome:
+    """Embedding, fine-tuning and rendering: the only part that needs the GPU.
+
+    On ZeroGPU this runs in a worker process that passes only ``gr.Error``
+    messages back, so library errors are converted here.
+    """
+    state = load_state()
+    report = (lambda fraction, desc: progress(fraction, desc=desc)) if progress is not None else None
+    try:
+        return service.run_job(state.weights.require(), job, state.detector, progress=report)
+    except TalkingHeadError as error:
+        raise gr.Error(_sentence(str(error)), print_exception=False) from error
+
+
+def _as_paths(files: Any) -> list[str]:
+    if not files:
+        return []
+    if isinstance(files, (str, os.PathLike)):
+        return [str(files)]
+    return [str(f) for f in files]
+
+
+@user_errors
+def animate(
+    photos: list[str] | None,
+    driving_clip: str | None,
+    driving_motion: str | None,
+    steps: float = 0,
+    mode: str = "relative",
+    smoothing: float = DEFAULT_SMOOTHING,
+    max_seconds: float = DEFAULT_SECONDS,
+    paste_back: bool = False,
+    output_size: float = DEFAULT_OUTPUT_SIZE,
+    watermark: bool = True,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker through this default
+) -> tuple[str, str | None, str]:
+    """Event handler and API endpoint ``/animate``: (result MP4, overlay MP4, status line)."""
+    state = load_state()
+    model = state.weights.require()
+    driving = driving_motion or driving_clip
+    if not driving:
+        raise TalkingHeadError(
+            "choose a driving motion: click an example motion, upload a clip, or record one"
+        )
+    request = service.RenderRequest(
+        photos=tuple(_as_paths(photos)),
+        driving=str(driving),
+        steps=int(steps),
+        mode=mode,
+        smoothing=float(smoothing),
+        max_seconds=float(max_seconds) if max_seconds else None,
+        paste_back=bool(paste_back),
+        output_size=min(int(output_size), state.limits.max_output_size) if output_size else None,
+        watermark=bool(watermark),
+    )
+    progress(0.0, desc="Checking the inputs")
+    job = service.prepare_job(
+        request,
+        state.limits,
+        state.detector,
+        model.config.image_size,
+        progress=lambda fraction, desc: progress(fraction, desc=desc),
+    )
+    for notice in job.notices:
+        gr.Info(_sentence(notice))
+    outcome = render_on_gpu(job, progress)
+    return str(outcome.video), str(outcome.overlay) if outcome.overlay else None, outcome.status
+
+
+@user_errors
+def preview_photos(photos: list[str] | None) -> list[tuple[np.ndarray, str]]:
+    """Each uploaded photo with its face box and landmarks; a warning toast per unusable photo."""
+    paths = _as_paths(photos)
+    if not paths:
+        return []
+    state = load_state()
+    size = state.weights.model.config.image_size if state.weights.ok else 256
+    items, warnings = service.preview_photos(paths, state.detector, state.limits, size)
+    for warning in warnings:
+        gr.Warning(_sentence(warning))
+    return items
+
+
+@user_errors
+def preview_motion(motion: str | None) -> str | None:
+    """The landmark-sketch preview of an uploaded motion (.npz)."""
+    if not motion:
+        return None
+    return str(service.motion_preview(motion, load_state().limits))
+
+
+def _clear_if(value: Any) -> Any:
+    """Clear the other driving input once this one is set (one driving source at a time)."""
+    return None if value else gr.skip()
+
+
+# ----- the landmarks tab (the interim page, kept: it costs one handler) ---------------------
 
 
 def run_landmarks(
     file_path: str | None,
     backend: str = "auto",
     max_seconds: float = DEFAULT_CLIP_SECONDS,
-    progress: gr.Progress = gr.Progress(),
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker through this default
 ) -> tuple[np.ndarray | None, str | None, str]:
     """Event handler: (photo overlay or None, clip overlay path or None, status line).
 
@@ -62,7 +247,7 @@ def run_landmarks(
         raise gr.Error("Upload a photo or a clip first.", print_exception=False)
     try:
         kind = media_kind(file_path)
-        out = _new_output_path() if kind == "clip" else None
+        out = service.new_output_path("landmarks") if kind == "clip" else None
         detector = get_detector(backend)
         stages = {"landmarks": "Finding landmarks", "overlay": "Drawing the overlay"}
         result = landmark_overlay(
@@ -70,7 +255,9 @@ def run_landmarks(
             detector,
             out=out,
             max_seconds=float(max_seconds),
-            progress=lambda stage, done, total: progress((done, total), desc=stages.get(stage, stage), unit="frames"),
+            progress=lambda stage, done, total: progress(
+                (done, total), desc=stages.get(stage, stage), unit="frames"
+            ),
         )
     except TalkingHeadError as error:
         raise gr.Error(str(error), print_exception=False) from error
@@ -80,57 +267,201 @@ def run_landmarks(
     return None, str(result.overlay_path), status
 
 
-def _new_output_path() -> Path:
-    """A fresh overlay path in the app's output folder, after deleting overlays older than an hour."""
-    _OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    cutoff = time.time() - OUTPUT_MAX_AGE_S
-    for old in _OUTPUT_DIR.glob("*.mp4"):
-        try:
-            if old.stat().st_mtime < cutoff:
-                old.unlink()
-        except OSError:
-            pass  # another worker removed it first
-    handle, name = tempfile.mkstemp(prefix="overlay-", suffix=".mp4", dir=_OUTPUT_DIR)
-    os.close(handle)
-    return Path(name)
+def _landmarks_tab() -> None:
+    with gr.Row():
+        with gr.Column(scale=1):
+            source = gr.File(label="Photo or clip", type="filepath")
+            backend = gr.Dropdown(
+                choices=list(BACKENDS),
+                value="auto",
+                label="Landmark detector",
+                info="auto: FAN (the paper's) when its weights load, else dlib",
+            )
+            max_seconds = gr.Slider(
+                1, MAX_CLIP_SECONDS, value=DEFAULT_CLIP_SECONDS, step=1, label="Clip seconds to process"
+            )
+            button = gr.Button("Find landmarks")
+            gr.Examples(examples=[str(EXAMPLE_PHOTO)], inputs=[source])
+        with gr.Column(scale=2):
+            photo_overlay = gr.Image(label="Overlay (photo)", type="numpy", format="png", interactive=False)
+            clip_overlay = gr.Video(label="Overlay (clip)", interactive=False)
+            status = gr.Textbox(label="Status", interactive=False)
+    button.click(
+        run_landmarks,
+        inputs=[source, backend, max_seconds],
+        outputs=[photo_overlay, clip_overlay, status],
+        api_name="landmarks",
+        concurrency_id="landmarks",
+    )
 
 
-def build_demo() -> gr.Blocks:
-    """Build the page (nothing is loaded until the first request)."""
-    with gr.Blocks(title="Talking head: landmarks", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(DESCRIPTION)
-        with gr.Row():
-            with gr.Column(scale=1):
-                source = gr.File(label="Photo or clip", file_types=["image", "video"], type="filepath")
-                backend = gr.Dropdown(
-                    choices=list(BACKENDS), value="auto", label="Landmark detector",
-                    info="auto: FAN (the paper's) when its weights load, else dlib",
+# ----- the page ------------------------------------------------------------------------------
+
+
+def _weights_banner(state: AppState) -> str:
+    if state.weights.ok:
+        return f"<small>Model: {state.weights.describe()} · landmarks: {state.detector.name}</small>"
+    return f"### ⚠️ The model is not loaded\n{state.weights.error}"
+
+
+def _motion_examples() -> tuple[list[list[str]], list[str]]:
+    motions = service.example_motions(EXAMPLE_MOTIONS)
+    return [[str(track)] for track, _ in motions], [track.stem.replace("-", " ") for track, _ in motions]
+
+
+def _animate_tab(state: AppState) -> None:
+    limits = state.limits
+    with gr.Row():
+        with gr.Column(scale=1):
+            photos = gr.File(
+                label=f"Photos of one person (1 to {limits.max_photos}; JPEG, PNG, WebP, ...)",
+                file_count="multiple",
+                type="filepath",
+                elem_id="photos",
+            )
+            gr.Examples(
+                examples=[[[str(EXAMPLE_PHOTO)]]], inputs=[photos], label="Example photo (public domain)"
+            )
+            faces = gr.Gallery(
+                label="Detected faces",
+                columns=4,
+                height=240,
+                object_fit="contain",
+                interactive=False,
+                elem_id="faces",
+            )
+            with gr.Tab("Example or motion file"):
+                driving_motion = gr.File(
+                    label="Driving motion (.npz landmark track)", type="filepath", elem_id="driving-motion"
+                )
+                motion_examples, motion_labels = _motion_examples()
+                gr.Examples(
+                    examples=motion_examples,
+                    inputs=[driving_motion],
+                    label="Example motions (5 s, 25 fps)",
+                    example_labels=motion_labels,
+                    elem_id="motion-examples",
+                )
+                motion_sketch = gr.Video(label="Motion preview (landmarks)", interactive=False, height=200)
+            with gr.Tab("Your clip or webcam"):
+                driving_clip = gr.Video(
+                    label=f"Driving clip (upload or record; the first {limits.max_driving_seconds:g} s at most)",
+                    sources=["upload", "webcam"],
+                    include_audio=True,
+                    elem_id="driving-clip",
+                )
+            steps = gr.Slider(
+                0,
+                limits.max_steps,
+                value=limits.default_steps,
+                step=1,
+                label="Fine-tuning steps",
+                info="0 = the paper's feed-forward use (fastest); more steps fit the person better but take longer",
+            )
+            with gr.Accordion("Advanced", open=False):
+                mode = gr.Radio(
+                    list(service.MODES),
+                    value="relative",
+                    label="Motion",
+                    info="relative: keep the person's face shape and add the driver's motion; absolute: the driver's landmarks (the paper's)",
+                )
+                smoothing = gr.Slider(
+                    0,
+                    5,
+                    value=DEFAULT_SMOOTHING,
+                    step=0.5,
+                    label="Smoothing of the driving landmarks (frames)",
                 )
                 max_seconds = gr.Slider(
-                    1, MAX_CLIP_SECONDS, value=DEFAULT_CLIP_SECONDS, step=1, label="Clip seconds to process",
+                    1,
+                    limits.max_driving_seconds,
+                    value=min(DEFAULT_SECONDS, limits.max_driving_seconds),
+                    step=1,
+                    label="Seconds of the driving motion to use",
                 )
-                button = gr.Button("Find landmarks", variant="primary")
-                gr.Examples(examples=EXAMPLES, inputs=[source])
-            with gr.Column(scale=2):
-                photo_overlay = gr.Image(label="Overlay (photo)", type="numpy", format="png", interactive=False)
-                clip_overlay = gr.Video(label="Overlay (clip)", interactive=False)
-                status = gr.Textbox(label="Status", interactive=False)
-        button.click(
-            run_landmarks,
-            inputs=[source, backend, max_seconds],
-            outputs=[photo_overlay, clip_overlay, status],
-            api_name="landmarks",
-        )
-    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT)
+                paste_back = gr.Checkbox(value=False, label="Paste the face back into the photo")
+                output_size = gr.Dropdown(
+                    [s for s in OUTPUT_SIZES if s <= limits.max_output_size] or [limits.max_output_size],
+                    value=min(DEFAULT_OUTPUT_SIZE, limits.max_output_size),
+                    label="Output size (pixels, longer side)",
+                )
+                watermark = gr.Checkbox(value=True, label='Visible "SYNTHETIC" mark')
+            button = gr.Button("Animate", variant="primary", elem_id="animate")
+        with gr.Column(scale=1):
+            result = gr.Video(label="Result", interactive=False, elem_id="result")
+            overlay = gr.Video(
+                label="Landmark overlay: driving | landmarks given to G | result",
+                interactive=False,
+                elem_id="overlay",
+            )
+            status = gr.Textbox(label="Status", interactive=False, lines=3, elem_id="status")
+
+    photos.change(
+        preview_photos, inputs=photos, outputs=faces, api_visibility="private", concurrency_id="preview"
+    )
+    driving_motion.change(
+        _clear_if, inputs=driving_motion, outputs=driving_clip, api_visibility="private", queue=False
+    )
+    driving_motion.change(
+        preview_motion,
+        inputs=driving_motion,
+        outputs=motion_sketch,
+        api_visibility="private",
+        concurrency_id="preview",
+    )
+    driving_clip.change(
+        _clear_if, inputs=driving_clip, outputs=driving_motion, api_visibility="private", queue=False
+    )
+    button.click(
+        animate,
+        inputs=[
+            photos,
+            driving_clip,
+            driving_motion,
+            steps,
+            mode,
+            smoothing,
+            max_seconds,
+            paste_back,
+            output_size,
+            watermark,
+        ],
+        outputs=[result, overlay, status],
+        api_name="animate",
+        concurrency_id="render",
+    )
+
+
+def build_demo(state: AppState | None = None) -> gr.Blocks:
+    """Build the page; loads the weights and the landmark detector once (see :func:`load_state`)."""
+    global _STATE
+    if state is not None:
+        _STATE = state
+    state = load_state()
+    with gr.Blocks(title="Talking head", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(DESCRIPTION)
+        gr.Markdown(_weights_banner(state), elem_id="weights-status")
+        with gr.Tab("Animate"):
+            _animate_tab(state)
+        with gr.Tab("Landmarks"):
+            _landmarks_tab()
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=state.limits.queue_size)
     return demo
 
 
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Serve the landmark page.")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                        help="interface to listen on (env GRADIO_SERVER_NAME; default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-                        help="port (env GRADIO_SERVER_PORT; default 7860)")
+    parser = argparse.ArgumentParser(description="Serve the talking-head page.")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="interface to listen on (env GRADIO_SERVER_NAME; default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        help="port (env GRADIO_SERVER_PORT; default 7860)",
+    )
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     return parser.parse_args(argv)
 
@@ -138,5 +469,12 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 if __name__ == "__main__":
     args = _parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    demo = build_demo()
     # show_error stays off: users see gr.Error messages, never tracebacks.
-    build_demo().launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False)
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        show_error=False,
+        max_file_size=load_state().limits.max_upload_bytes,
+    )

@@ -12,14 +12,15 @@ For every entry of :data:`MOTIONS` this script
    points, boxes, found flags, **fps**, backend, frame size; no pickles);
 3. renders a preview ``examples/motions/<name>.mp4`` made only from
    ``rasterize_landmarks`` of the framed landmarks (a sketch on black, no
-   video pixels), tagged synthetic in its metadata.
+   video pixels; ``service.write_motion_preview``), tagged synthetic in its
+   metadata.
 
 Run from the repository root::
 
     python scripts/make_examples.py --data ../shared/data
 
 The result is deterministic for a given clip and dlib version. Each .npz is
-about 50-100 kB and each preview about 100 kB.
+about 20-30 kB and each preview about 200 kB.
 """
 
 from __future__ import annotations
@@ -29,20 +30,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from talking_head.framing import crop_box_from_landmarks, points_to_crop, smooth_crop_boxes  # noqa: E402
-from talking_head.landmarks import get_detector  # noqa: E402
-from talking_head.pipeline import SYNTHETIC_METADATA  # noqa: E402
-from talking_head.raster import rasterize_landmarks  # noqa: E402
-from talking_head.tracking import LandmarkTrack, track_landmarks  # noqa: E402
-from talking_head.video import VideoReader  # noqa: E402
-
-PREVIEW_SIZE = 256  # side of the landmark-sketch preview, pixels
-PREVIEW_CROP_SMOOTHING = 3.0  # sigma (frames) of the preview's crop-box smoothing, as the pipeline frames drivers
+from talking_head.landmarks import get_detector
+from talking_head.service import write_motion_preview
+from talking_head.tracking import LandmarkTrack, track_landmarks
+from talking_head.video import VideoReader
 
 
 @dataclass(frozen=True)
@@ -57,8 +51,16 @@ class MotionSpec:
 
 
 MOTIONS = (
-    MotionSpec("calm-talking", "val/lia_vox2_man/lia_vox_driving2.mp4", 0.0, 5.0, "speech, small mouth and head motion"),
-    MotionSpec("head-tilts", "val/theresa_may/aniport_pose_ref_video.mp4", 0.0, 5.0, "speech with head tilts"),
+    MotionSpec(
+        "calm-talking",
+        "val/lia_vox2_man/lia_vox_driving2.mp4",
+        0.0,
+        5.0,
+        "speech, small mouth and head motion",
+    ),
+    MotionSpec(
+        "head-tilts", "val/theresa_may/aniport_pose_ref_video.mp4", 0.0, 5.0, "speech with head tilts"
+    ),
     MotionSpec("expressions", "val/lp_d12/lp_d12.mp4", 0.0, 5.0, "wide mouth movements and head turns"),
 )
 
@@ -68,8 +70,8 @@ def extract_track(clip: Path, start: float, seconds: float) -> LandmarkTrack:
     detector = get_detector("dlib")
     with VideoReader(clip, max_seconds=start + seconds) as reader:
         track = track_landmarks(reader, detector, fps=reader.info.fps)
-    first = int(round(start * track.fps))
-    last = first + int(round(seconds * track.fps))
+    first = round(start * track.fps)
+    last = first + round(seconds * track.fps)
     return LandmarkTrack(
         points=track.points[first:last],
         boxes=track.boxes[first:last],
@@ -81,24 +83,11 @@ def extract_track(clip: Path, start: float, seconds: float) -> LandmarkTrack:
     )
 
 
-def sketch_frames(track: LandmarkTrack, size: int = PREVIEW_SIZE) -> list[np.ndarray]:
-    """The track framed like a driving clip and rasterized: ``(size, size, 3)`` uint8 sketches."""
-    boxes = smooth_crop_boxes([crop_box_from_landmarks(p) for p in track.points], PREVIEW_CROP_SMOOTHING)
-    return [rasterize_landmarks(points_to_crop(p, box, size), size) for p, box in zip(track.points, boxes)]
-
-
-def write_preview(track: LandmarkTrack, path: Path) -> None:
-    """The landmark-sketch preview MP4 of a track (no video pixels)."""
-    from talking_head.video import VideoWriter
-
-    with VideoWriter(path, track.fps, metadata=SYNTHETIC_METADATA) as writer:
-        for frame in sketch_frames(track):
-            writer.write(frame)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data", help="folder with train/ and val/")
+    parser.add_argument(
+        "--data", type=Path, default=REPO_ROOT.parent / "shared" / "data", help="folder with train/ and val/"
+    )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "examples" / "motions", help="output folder")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         track = extract_track(clip, spec.start, spec.seconds)
         track.save(args.out / f"{spec.name}.npz")
-        write_preview(track, args.out / f"{spec.name}.mp4")
+        write_motion_preview(track, args.out / f"{spec.name}.mp4")
         print(
             f"{spec.name}: {len(track)} frames at {track.fps:g} fps, face found in {100 * track.face_fraction:.0f}% "
             f"of frames, from {spec.clip} ({spec.description})"
