@@ -272,7 +272,8 @@ def load_photo(path: str | os.PathLike, what: str, limits: AppLimits) -> np.ndar
         ) from error
     except TalkingHeadError as error:
         raise type(error)(
-            f"{what} ('{path.name}') cannot be read: the file is damaged or incomplete. Upload it again or use another photo."
+            f"{what} ('{path.name}') cannot be read: the file is damaged or incomplete. "
+            "Upload it again or use another photo."
         ) from error
 
 
@@ -456,16 +457,26 @@ def _seconds_to_use(request: RenderRequest, limits: AppLimits) -> float:
 
 
 def _load_driving_track(path: Path, seconds: float, notices: list[str]) -> LandmarkTrack:
+    """A saved motion, cut to ``seconds`` (with a notice when it is longer)."""
     track = LandmarkTrack.load(path)
     duration = len(track) / track.fps if track.fps > 0 else 0.0
     if duration > seconds + 1e-6:
         notices.append(f"the driving motion is {duration:.1f} s long; the first {seconds:g} s were used")
+        keep = max(1, round(seconds * track.fps))
+        track = LandmarkTrack(
+            track.points[:keep],
+            track.boxes[:keep],
+            track.found[:keep],
+            track.fps,
+            track.backend,
+            track.frame_size,
+            [(a, min(b, keep - 1)) for a, b in track.long_gaps if a < keep],
+        )
     return track
 
 
-def _track_driving_clip(
-    path: Path, seconds: float, detector: LandmarkDetector, notices: list[str], progress: _StageProgress
-) -> tuple[LandmarkTrack, bool]:
+def _probe_driving_clip(path: Path, seconds: float, notices: list[str]) -> tuple[int, bool]:
+    """Frames that will be used from a driving clip and whether it has audio (a notice when it is trimmed)."""
     if media_kind(path) != "clip":
         raise UnsupportedFileError(
             f"the driving clip ('{path.name}') is a photo; use a video clip (MP4, MOV, WebM, ...) or a motion (.npz)"
@@ -475,16 +486,18 @@ def _track_driving_clip(
         notices.append(
             f"the driving clip is {info.duration:.1f} s long; only the first {seconds:g} s were used"
         )
-    total = probe_video(path, max_seconds=seconds).num_frames
-    track = track_clip(
-        path,
-        detector,
-        max_seconds=seconds,
-        progress=lambda _stage, done, _total: progress(
-            "landmarks", done, total, f"Driving landmarks: frame {done}/{total}"
-        ),
-    )
-    return track, info.has_audio
+        return probe_video(path, max_seconds=seconds).num_frames, info.has_audio
+    return info.num_frames, info.has_audio
+
+
+def _check_request(request: RenderRequest, limits: AppLimits) -> None:
+    _check_photo_count(request.photos, limits)
+    if request.mode not in MODES:
+        raise TalkingHeadError(f"unknown motion mode {request.mode!r}; use 'relative' or 'absolute'")
+    if not 0 <= request.steps <= limits.max_steps:
+        raise TalkingHeadError(
+            f"fine-tuning steps must be between 0 and {limits.max_steps}, got {request.steps}"
+        )
 
 
 def prepare_job(
@@ -502,39 +515,36 @@ def prepare_job(
     decoded, a clip with no face in most frames.
     """
     start = time.perf_counter()
-    _check_photo_count(request.photos, limits)
-    if request.mode not in MODES:
-        raise TalkingHeadError(f"unknown motion mode {request.mode!r}; use 'relative' or 'absolute'")
-    if not 0 <= request.steps <= limits.max_steps:
-        raise TalkingHeadError(
-            f"fine-tuning steps must be between 0 and {limits.max_steps}, got {request.steps}"
-        )
+    _check_request(request, limits)
     names = [f"{_photo_label(i)} ({Path(p).name})" for i, p in enumerate(request.photos)]
     photos = [load_photo(path, _photo_label(i), limits) for i, path in enumerate(request.photos)]
     driving = check_upload(request.driving, "the driving clip", limits)
     seconds = _seconds_to_use(request, limits)
     notices: list[str] = []
-    is_track = driving.suffix.lower() == TRACK_SUFFIX
-    frames_guess = int(seconds * 30)
-    stages = _StageProgress(
-        _stage_weights(0 if is_track else frames_guess, request.steps, frames_guess), progress
-    )
-    video, has_audio = None, False
-    if is_track:
+    if driving.suffix.lower() == TRACK_SUFFIX:
         track = _load_driving_track(driving, seconds, notices)
         _check_driving_track(track, "driving motion")
-        motion = load_driving(track, image_size, smoothing=request.smoothing, max_seconds=seconds)
+        weights = _stage_weights(0, request.steps, len(track))
+        video, has_audio = None, False
     else:
-        track, has_audio = _track_driving_clip(driving, seconds, detector, notices, stages)
+        frames, has_audio = _probe_driving_clip(driving, seconds, notices)
+        weights = _stage_weights(frames, request.steps, frames)
+        stages = _StageProgress(weights, progress)
+        track = track_clip(
+            driving,
+            detector,
+            max_seconds=seconds,
+            progress=lambda _stage, done, _total: stages(
+                "landmarks", done, frames, f"Driving landmarks: frame {done}/{frames}"
+            ),
+        )
         _check_driving_track(track, "driving clip")
-        motion = load_driving(track, image_size, smoothing=request.smoothing)
         video = driving
+    motion = load_driving(track, image_size, smoothing=request.smoothing)
     # load_driving(track) knows no clip: attach it for the audio and the overlay's driving frames.
     motion = dataclasses.replace(
         motion, video=video, has_audio=has_audio, max_seconds=seconds if video else None
     )
-    if request.mode == "relative" and len(motion) == 1:
-        notices.append("the driving motion has a single frame: the result is a still")
     return PreparedJob(
         request=request,
         photos=photos,
@@ -543,7 +553,7 @@ def prepare_job(
         backend=track.backend,
         notices=notices,
         timings={"landmarks": time.perf_counter() - start},
-        weights=_stage_weights(len(motion) if video else 0, request.steps, len(motion)),
+        weights=weights,
     )
 
 

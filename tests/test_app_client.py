@@ -55,16 +55,18 @@ def app_environment(weights: Path, **extra: str) -> dict[str, str]:
     """Environment of a test server: tiny weights, offline, no analytics, dlib, one torch thread."""
     env = dict(os.environ)
     env.update(
-        TALKING_HEAD_WEIGHTS=str(weights),
-        TALKING_HEAD_LANDMARKS="dlib",
-        TALKING_HEAD_MAX_SECONDS="2",
-        GRADIO_ANALYTICS_ENABLED="False",
-        HF_HUB_OFFLINE="1",
-        HF_HUB_DISABLE_TELEMETRY="1",
-        OMP_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
-        **extra,
+        {
+            "TALKING_HEAD_WEIGHTS": str(weights),
+            "TALKING_HEAD_LANDMARKS": "dlib",
+            "TALKING_HEAD_MAX_SECONDS": "2",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "HF_HUB_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
     )
+    env.update(extra)
     return env
 
 

@@ -1,0 +1,317 @@
+"""talking_head.service: limits, weights at start, input checks, previews, the render job, ZeroGPU durations."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _landmark_helpers import moving_face_clip
+from _tiny_weights import make_tiny_weights
+
+from talking_head import service
+from talking_head.errors import (
+    ImageReadError,
+    NoFaceError,
+    TalkingHeadError,
+    UnsupportedFileError,
+    WeightsError,
+)
+from talking_head.images import load_image
+from talking_head.landmarks import get_detector
+from talking_head.pipeline import load_model
+from talking_head.tracking import LandmarkTrack
+from talking_head.video import VideoWriter, ffmpeg_exe, probe_video, read_video_frames
+
+EXAMPLE_MOTIONS = Path(__file__).resolve().parent.parent / "examples" / "motions"
+MOTION = EXAMPLE_MOTIONS / "calm-talking.npz"
+LIMITS = service.AppLimits(max_driving_seconds=2.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """Tiny networks gain nothing from threads, and on a busy shared CPU OpenMP threads thrash."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_weights(tmp_path_factory.mktemp("service") / "weights")
+
+
+@pytest.fixture(scope="module")
+def model(weights_dir: Path):
+    return load_model(weights_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return get_detector("dlib")
+
+
+@pytest.fixture
+def text_file(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a photo")
+    return path
+
+
+def _job(model, detector, tmp_path: Path, **fields) -> tuple[service.PreparedJob, service.RenderOutcome]:
+    fields.setdefault("photos", (str(Path(__file__).resolve().parent.parent / "examples" / "astronaut.png"),))
+    fields.setdefault("driving", str(MOTION))
+    fields.setdefault("max_seconds", 0.4)
+    request = service.RenderRequest(**fields)
+    job = service.prepare_job(request, LIMITS, detector, model.config.image_size)
+    return job, service.run_job(model, job, detector, output_dir=tmp_path)
+
+
+def _ffmpeg_header(path: Path) -> str:
+    # ffmpeg exits non-zero without an output file; its stderr still lists the tags.
+    return subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], check=False, capture_output=True, text=True
+    ).stderr
+
+
+# ----- limits and weights ------------------------------------------------------------------
+
+
+def test_limits_come_from_the_environment() -> None:
+    limits = service.AppLimits.from_env(
+        {"TALKING_HEAD_MAX_PHOTOS": "3", "TALKING_HEAD_MAX_SECONDS": "4.5", "TALKING_HEAD_DEFAULT_STEPS": "0"}
+    )
+    assert limits.max_photos == 3 and limits.max_driving_seconds == 4.5 and limits.default_steps == 0
+    assert limits.max_upload_bytes == int(service.AppLimits().max_upload_mb * 1024 * 1024)
+    assert service.AppLimits.from_env({}) == service.AppLimits()
+    with pytest.raises(TalkingHeadError, match="TALKING_HEAD_MAX_PHOTOS='many'"):
+        service.AppLimits.from_env({"TALKING_HEAD_MAX_PHOTOS": "many"})
+    with pytest.raises(TalkingHeadError, match="TALKING_HEAD_MAX_SECONDS='0'.*too small"):
+        service.AppLimits.from_env({"TALKING_HEAD_MAX_SECONDS": "0"})
+
+
+def test_missing_weights_give_a_plain_message(tmp_path: Path) -> None:
+    weights = service.load_app_weights(environ={"TALKING_HEAD_WEIGHTS": str(tmp_path / "nothing")})
+    assert not weights.ok and weights.model is None
+    assert str(tmp_path / "nothing") in weights.error
+    assert "TALKING_HEAD_WEIGHTS" in weights.error and "python -m talking_head train" in weights.error
+    with pytest.raises(WeightsError, match="TALKING_HEAD_WEIGHTS"):
+        weights.require()
+    assert service.load_app_weights(environ={}).source == "weights"  # the default folder
+
+
+def test_weights_load_from_the_environment(weights_dir: Path) -> None:
+    weights = service.load_app_weights(environ={"TALKING_HEAD_WEIGHTS": str(weights_dir)}, device="cpu")
+    assert weights.ok and weights.require().config.image_size == 64
+    assert "64 px" in weights.describe() and "cpu" in weights.describe()
+
+
+# ----- input checks and previews -------------------------------------------------------------
+
+
+def test_a_text_file_as_photo_names_the_photo(text_file: Path) -> None:
+    with pytest.raises(UnsupportedFileError, match=r"photo 2 \('notes.txt'\) is not an image.*JPEG, PNG"):
+        service.load_photo(text_file, "photo 2", LIMITS)
+
+
+def test_a_truncated_photo_is_reported_as_damaged(tmp_path: Path, astronaut_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(astronaut_path.read_bytes()[:2000])
+    with pytest.raises(ImageReadError, match=r"photo 1 \('broken.png'\) cannot be read"):
+        service.load_photo(broken, "photo 1", LIMITS)
+
+
+def test_upload_size_and_image_side_limits(astronaut_path: Path) -> None:
+    with pytest.raises(UnsupportedFileError, match=r"MB; the limit is 0.1 MB"):
+        service.load_photo(astronaut_path, "photo 1", service.AppLimits(max_upload_mb=0.1))
+    small = service.load_photo(astronaut_path, "photo 1", service.AppLimits(max_image_side=200))
+    assert small.shape == (200, 200, 3)  # the 512 × 512 astronaut, downscaled
+    with pytest.raises(TalkingHeadError, match="missing"):
+        service.check_upload(None, "the driving clip", LIMITS)
+
+
+def test_preview_draws_faces_and_warns_per_photo(
+    tmp_path: Path, astronaut_path: Path, text_file: Path, detector
+) -> None:
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(astronaut_path.read_bytes())
+    import cv2
+
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
+    items, warnings = service.preview_photos([astronaut_path, text_file, blank], detector, LIMITS, 64)
+    assert len(items) == 2  # the text file has no preview
+    image, caption = items[0]
+    assert caption.startswith("photo 1 (astronaut.png): face") and image.shape[2] == 3
+    assert not np.array_equal(image, load_image(astronaut_path))  # box and landmarks drawn
+    assert items[1][1].startswith("⚠ photo 3 (blank.png)")
+    assert len(warnings) == 2
+    assert warnings[0].startswith("photo 2 ('notes.txt') is not an image")
+    assert warnings[1].startswith("photo 3 (blank.png)") and "no face" in warnings[1]
+
+
+# ----- the job ----------------------------------------------------------------------------------
+
+
+def test_a_motion_is_trimmed_to_the_limit_with_a_notice(model, detector, astronaut_path: Path) -> None:
+    request = service.RenderRequest(photos=(str(astronaut_path),), driving=str(MOTION), max_seconds=30)
+    job = service.prepare_job(request, LIMITS, detector, model.config.image_size)
+    assert job.num_frames == 50  # 2 s (the limit) of the 25 fps motion
+    assert job.notices == ["the driving motion is 5.0 s long; the first 2 s were used"]
+    assert job.motion.video is None and job.backend == "dlib"
+
+
+def test_inputs_are_checked_before_any_work(model, detector, astronaut_path: Path, text_file: Path) -> None:
+    size = model.config.image_size
+    photo = str(astronaut_path)
+
+    def prepare(**fields):
+        fields.setdefault("photos", (photo,))
+        fields.setdefault("driving", str(MOTION))
+        return service.prepare_job(service.RenderRequest(**fields), LIMITS, detector, size)
+
+    with pytest.raises(TalkingHeadError, match="9 photos were given; the limit is 8"):
+        prepare(photos=(photo,) * 9)
+    with pytest.raises(TalkingHeadError, match="no photo was given"):
+        prepare(photos=())
+    with pytest.raises(TalkingHeadError, match="unknown motion mode"):
+        prepare(mode="sideways")
+    with pytest.raises(TalkingHeadError, match="between 0 and 100"):
+        prepare(steps=101)
+    with pytest.raises(UnsupportedFileError, match=r"photo 2 \('notes.txt'\)"):
+        prepare(photos=(photo, str(text_file)))
+    with pytest.raises(UnsupportedFileError, match="is a photo; use a video clip"):
+        prepare(driving=photo)
+    with pytest.raises(UnsupportedFileError, match="not a landmark track"):
+        broken = text_file.with_suffix(".npz")
+        shutil.copy(text_file, broken)
+        prepare(driving=str(broken))
+
+
+def test_a_clip_without_a_face_in_most_frames_is_refused(
+    model, detector, astronaut_path: Path, tmp_path: Path
+) -> None:
+    frames, _ = moving_face_clip("FF......", height=240, width=240)
+    clip = tmp_path / "mostly-empty.mp4"
+    with VideoWriter(clip, 10) as writer:
+        for frame in frames:
+            writer.write(frame)
+    request = service.RenderRequest(photos=(str(astronaut_path),), driving=str(clip))
+    with pytest.raises(
+        NoFaceError, match=r"no face was found in most frames of the driving clip \(found in 25% of 8"
+    ):
+        service.prepare_job(request, LIMITS, detector, model.config.image_size)
+
+
+def test_run_job_writes_result_and_overlay_marked_synthetic(model, detector, tmp_path: Path) -> None:
+    _, outcome = _job(model, detector, tmp_path, output_size=96)
+    assert outcome.num_frames == 10 and outcome.fps == 25  # 0.4 s of the 25 fps motion
+    result, overlay = probe_video(outcome.video), probe_video(outcome.overlay)
+    assert result.num_frames == 10 and result.size == (96, 96)
+    assert overlay.num_frames == 10 and overlay.size == (3 * 64, 64)  # driving | landmarks | result
+    for path in (outcome.video, outcome.overlay):
+        assert re.search(r"comment\s*: synthetic video", _ffmpeg_header(path))
+    assert set(outcome.timings) == {"landmarks", "embedding", "fine-tuning", "rendering"}
+    status = outcome.status
+    assert "10 frames rendered (0.4 s at 25 fps)" in status and "landmarks: dlib" in status
+    assert "device: cpu" in status and "photos used: 1/1" in status and "(feed-forward)" in status
+    assert "the first 0.4 s were used" in status
+
+
+def test_the_visible_mark_can_be_turned_off(model, detector, tmp_path: Path) -> None:
+    _, marked = _job(model, detector, tmp_path / "a", max_seconds=0.04, output_size=128)
+    _, plain = _job(model, detector, tmp_path / "b", max_seconds=0.04, output_size=128, watermark=False)
+    marked_frame = read_video_frames(marked.video)[0][0].astype(int)
+    plain_frame = read_video_frames(plain.video)[0][0].astype(int)
+    corner = np.abs(marked_frame[-30:, :80] - plain_frame[-30:, :80]).mean()
+    rest = np.abs(marked_frame[:80] - plain_frame[:80]).mean()
+    assert corner > 10 * max(rest, 0.5)  # the mark sits in the lower left corner only
+
+
+def write_tone(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path
+
+
+def test_a_clip_drives_with_its_audio_paste_back_and_fine_tuning(
+    model, detector, astronaut_path: Path, tmp_path: Path
+) -> None:
+    face = np.ascontiguousarray(load_image(astronaut_path)[20:276, 100:356])
+    clip = tmp_path / "driver.mp4"
+    with VideoWriter(clip, 10, audio_from=write_tone(tmp_path / "tone.wav")) as writer:
+        for shift in range(6):
+            writer.write(np.roll(face, shift, axis=0))
+    calls: list[tuple[float, str]] = []
+    request = service.RenderRequest(
+        photos=(str(astronaut_path),),
+        driving=str(clip),
+        steps=2,
+        paste_back=True,
+        output_size=256,
+        mode="absolute",
+    )
+    job = service.prepare_job(
+        request, LIMITS, detector, model.config.image_size, progress=lambda f, d: calls.append((f, d))
+    )
+    outcome = service.run_job(
+        model, job, detector, progress=lambda f, d: calls.append((f, d)), output_dir=tmp_path
+    )
+    info = probe_video(outcome.video)
+    assert info.num_frames == 6 and info.has_audio and outcome.has_audio
+    assert info.size == (256, 256)  # the 512 × 512 photo with the face pasted back, scaled to 256
+    assert "fine-tuning: 2 steps" in outcome.status and "with the clip audio" in outcome.status
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    descriptions = " ".join(d for _, d in calls)
+    assert "Driving landmarks" in descriptions and "Fine-tuning: step 2/2" in descriptions
+    assert "Rendering: frame 6/6" in descriptions
+
+
+def test_gpu_duration_grows_with_the_work_and_is_capped() -> None:
+    base = service.gpu_duration(0, 0)
+    assert base == service.GPU_BASE_S
+    assert service.gpu_duration(20, 125) > service.gpu_duration(0, 125) > base
+    assert service.gpu_duration(10_000, 10_000) == service.GPU_MAX_S
+    assert isinstance(service.gpu_duration(3, 7), int)
+
+
+# ----- example motions -------------------------------------------------------------------------
+
+
+def test_example_motions_are_small_tracks_with_fps_and_previews() -> None:
+    motions = service.example_motions(EXAMPLE_MOTIONS)
+    assert len(motions) >= 3
+    for track_path, preview in motions:
+        assert (
+            track_path.stat().st_size < 1_000_000
+            and preview is not None
+            and preview.stat().st_size < 1_000_000
+        )
+        with np.load(track_path, allow_pickle=False) as data:  # numbers only: no images inside
+            assert all(data[key].ndim <= 3 and data[key].dtype != np.uint8 for key in data.files)
+        track = LandmarkTrack.load(track_path)
+        assert track.fps == 25 and len(track) == 125 and track.face_fraction > 0.9
+        assert probe_video(preview).num_frames == 125
+
+
+def test_motion_preview_uses_the_shipped_one_or_renders_a_sketch(tmp_path: Path, text_file: Path) -> None:
+    assert service.motion_preview(MOTION, LIMITS) == MOTION.with_suffix(".mp4")
+    copy = tmp_path / "mine.npz"
+    shutil.copy(MOTION, copy)
+    preview = service.motion_preview(copy, LIMITS, output_dir=tmp_path)
+    info = probe_video(preview)
+    # Trimmed to the 2 s limit.
+    assert info.num_frames == 50 and info.size == (service.MOTION_PREVIEW_SIZE,) * 2
+    with pytest.raises(UnsupportedFileError, match="not a landmark track"):
+        service.motion_preview(text_file, LIMITS)
