@@ -69,17 +69,24 @@ def macs_per_frame(config: ModelConfig) -> tuple[float, float]:
     return macs[0], macs[1]
 
 
-def median_ms_per_frame(fn: Callable[[], object], batch: int, repeats: int, sync: Callable[[], None]) -> float:
-    """Median wall time per frame over ``repeats`` runs, after one warm-up run."""
-    times = []
+def median_ms_per_frame(
+    fn: Callable[[], object], batch: int, repeats: int, sync: Callable[[], None]
+) -> tuple[float, float]:
+    """Median wall time and process CPU time per frame (ms) over ``repeats`` runs, after one warm-up run.
+
+    On a shared machine the wall time grows with the load; CPU time / threads
+    estimates the wall time the same work takes on an idle machine.
+    """
+    walls, cpus = [], []
     for i in range(repeats + 1):
         sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         sync()
         if i:  # the first run warms caches and allocators
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times) / batch
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+    return 1000 * statistics.median(walls) / batch, 1000 * statistics.median(cpus) / batch
 
 
 def bench_preset(name: str, config: ModelConfig, batch_sizes: list[int], repeats: int) -> None:
@@ -112,10 +119,14 @@ def bench_preset(name: str, config: ModelConfig, batch_sizes: list[int], repeats
             autocast = torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32)
             # parametrize.cached(): spectral norms are computed once per call, as at inference.
             with torch.no_grad(), autocast, parametrize.cached():
-                ms_e = median_ms_per_frame(lambda: embedder(x, y), batch, repeats, sync)
-                ms_g = median_ms_per_frame(lambda: generator(y, e), batch, repeats, sync)
-            print(f"{device} {str(dtype).removeprefix('torch.')} batch {batch:3d}: E {ms_e:8.1f} ms/frame | "
-                  f"G {ms_g:8.1f} ms/frame = {1000 / ms_g:6.1f} frames/s")
+                ms_e, _ = median_ms_per_frame(lambda: embedder(x, y), batch, repeats, sync)
+                ms_g, cpu_g = median_ms_per_frame(lambda: generator(y, e), batch, repeats, sync)
+            line = (f"{device} {str(dtype).removeprefix('torch.')} batch {batch:3d}: E {ms_e:8.1f} ms/frame | "
+                    f"G {ms_g:8.1f} ms/frame = {1000 / ms_g:6.1f} frames/s")
+            if device == "cpu":
+                idle_ms = cpu_g / torch.get_num_threads()
+                line += f" (CPU time {cpu_g:.1f} ms/frame -> idle-machine estimate {1000 / idle_ms:.1f} frames/s)"
+            print(line)
 
 
 def main() -> None:

@@ -65,10 +65,12 @@ class SelfAttention(nn.Module):
         q = self.query(x).flatten(2).transpose(1, 2)  # (B, HW, C/8)
         k = F.max_pool2d(self.key(x), 2).flatten(2).transpose(1, 2)  # (B, HW/4, C/8)
         v = F.max_pool2d(self.value(x), 2).flatten(2).transpose(1, 2)  # (B, HW/4, C/2)
-        # softmax(q kᵀ) v without the 1/√d scaling (SAGAN); the fused kernel never
-        # materializes the (HW × HW/4) map, which is 4M entries per image at 64×64.
-        o = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=1.0)  # (B, 1, HW, C/2)
-        o = o.squeeze(1).transpose(1, 2).reshape(b, c // 2, h, w)  # (B, C/2, H, W)
+        # softmax(q kᵀ) v without the 1/√d scaling (SAGAN).
+        if x.is_cuda:  # fused kernels never build the (HW × HW/4) map: 4M entries per image at 64×64
+            o = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=1.0).squeeze(1)
+        else:  # torch's CPU build falls back to a slower unfused path for these head sizes
+            o = torch.bmm(torch.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1), v)  # (B, HW, C/2)
+        o = o.transpose(1, 2).reshape(b, c // 2, h, w)  # (B, C/2, H, W)
         return x + self.gamma * self.out(o)
 
 
