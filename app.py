@@ -40,6 +40,7 @@ from talking_head import service
 from talking_head.errors import TalkingHeadError
 from talking_head.landmarks import BACKENDS, LandmarkDetector, get_detector
 from talking_head.overlay import describe_track, landmark_overlay, media_kind
+from talking_head.person import model_device
 from talking_head.pipeline import DEFAULT_SMOOTHING
 
 logger = logging.getLogger("talking_head.app")
@@ -83,13 +84,18 @@ class AppState:
 _STATE: AppState | None = None
 
 
+def _landmark_device() -> str | None:
+    """ZeroGPU gives CUDA only inside ``render_on_gpu``; driving clips are tracked outside it, on the CPU."""
+    return "cpu" if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true") else None
+
+
 def load_state() -> AppState:
     """Load the weights, limits and landmark detector once (later calls reuse them)."""
     global _STATE
     if _STATE is None:
         limits = service.AppLimits.from_env()
         weights = service.load_app_weights()
-        _STATE = AppState(weights, limits, get_detector())
+        _STATE = AppState(weights, limits, get_detector(device=_landmark_device()))
         logger.info("%s; landmarks: %s", weights.describe(), _STATE.detector.name)
     return _STATE
 
@@ -353,7 +359,7 @@ def _animate_tab(state: AppState) -> None:
             steps = gr.Slider(
                 0,
                 limits.max_steps,
-                value=limits.default_steps,
+                value=limits.initial_steps(model_device(state.weights.model) if state.weights.ok else "cpu"),
                 step=1,
                 label="Fine-tuning steps",
                 info="0 = the paper's feed-forward use (fastest); more steps fit the person better but take longer",

@@ -90,6 +90,9 @@ def test_limits_come_from_the_environment() -> None:
     assert limits.max_photos == 3 and limits.max_driving_seconds == 4.5 and limits.default_steps == 0
     assert limits.max_upload_bytes == int(service.AppLimits().max_upload_mb * 1024 * 1024)
     assert service.AppLimits.from_env({}) == service.AppLimits()
+    assert service.AppLimits().initial_steps("cpu") == 0 and service.AppLimits().initial_steps("cuda") == 40
+    assert service.AppLimits(default_steps=7).initial_steps("cuda") == 7
+    assert service.AppLimits(max_steps=5).initial_steps("cuda") == 5
     with pytest.raises(TalkingHeadError, match="TALKING_HEAD_MAX_PHOTOS='many'"):
         service.AppLimits.from_env({"TALKING_HEAD_MAX_PHOTOS": "many"})
     with pytest.raises(TalkingHeadError, match="TALKING_HEAD_MAX_SECONDS='0'.*too small"):
