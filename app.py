@@ -381,10 +381,10 @@ def _animate_tab(state: AppState) -> None:
                     label="Smoothing of the driving landmarks (frames)",
                 )
                 max_seconds = gr.Slider(
-                    1,
+                    min(0.5, limits.max_driving_seconds / 2),  # below the maximum even for tiny limits
                     limits.max_driving_seconds,
                     value=min(DEFAULT_SECONDS, limits.max_driving_seconds),
-                    step=1,
+                    step=0.5,
                     label="Seconds of the driving motion to use",
                 )
                 paste_back = gr.Checkbox(value=False, label="Paste the face back into the photo")
@@ -398,10 +398,9 @@ def _animate_tab(state: AppState) -> None:
             button = gr.Button("Animate", variant="primary", elem_id="animate")
         with gr.Column(scale=1):
             result = gr.Video(label="Result", interactive=False, elem_id="result")
-            overlay = gr.Video(
-                label="Landmark overlay: driving | landmarks given to G | result",
-                interactive=False,
-                elem_id="overlay",
+            overlay = gr.Video(label="Landmark overlay", interactive=False, elem_id="overlay")
+            gr.Markdown(
+                "<small>Overlay: driving frame | landmark image given to the generator | result</small>"
             )
             status = gr.Textbox(label="Status", interactive=False, lines=3, elem_id="status")
 

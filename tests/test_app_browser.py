@@ -32,7 +32,10 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     folder = tmp_path_factory.mktemp("browser-app")
-    running = start_app(make_tiny_weights(folder / "weights"), folder / "server.log")
+    # One second of driving motion (25 frames) keeps each request short.
+    running = start_app(
+        make_tiny_weights(folder / "weights"), folder / "server.log", TALKING_HEAD_MAX_SECONDS="1"
+    )
     yield running
     stop_app(running)
 
