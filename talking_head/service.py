@@ -429,11 +429,12 @@ class RenderOutcome:
 def _stage_weights(frames_to_track: int, steps: int, frames: int) -> dict[str, float]:
     """Rough share of the job's time per stage (for one progress bar across all of them).
 
-    Relative costs from CPU measurements with the cpu preset: tracking a frame
-    ≈ rendering a frame (~0.4 s), one fine-tuning step ≈ 6 rendered frames.
+    Relative costs from CPU measurements with the cpu preset: rendering a frame
+    ~0.4 s, tracking a frame with dlib ~0.05 s (scripts/make_examples.py: 375
+    frames in 27 s with encoding), one fine-tuning step ≈ 6 rendered frames.
     """
     costs = {
-        "landmarks": float(frames_to_track) + 1.0,
+        "landmarks": 0.15 * frames_to_track + 1.0,
         "embedding": 1.0,
         "fine-tuning": 6.0 * steps,
         "rendering": float(frames),
