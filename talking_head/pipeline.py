@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -310,7 +310,7 @@ def mark_synthetic(frame: np.ndarray, text: str = "SYNTHETIC") -> np.ndarray:
     """A copy of ``frame`` with a visible "synthetic" label in the lower left corner."""
     out = np.ascontiguousarray(frame).copy()
     height = out.shape[0]
-    scale = max(0.3, height / 640)
+    scale = max(0.3, height / 480)
     thickness = max(1, round(2 * scale))
     origin = (max(2, round(6 * scale)), height - max(3, round(8 * scale)))
     # Dark outline under light text: readable on any background.
@@ -400,8 +400,8 @@ def render_video(
                 result = paste_back(person.source_image, result, person.source_box)
             result_writer.write(mark_synthetic(result) if watermark else result)
             if overlay_writer is not None:
-                panels = overlay_panels(frame)
-                overlay_writer.write(mark_synthetic(panels) if watermark else panels)
+                marked = replace(frame, result=mark_synthetic(frame.result)) if watermark else frame
+                overlay_writer.write(overlay_panels(marked))
             if progress is not None and progress(frame.index + 1, total) is False:
                 raise CancelledError(f"rendering was cancelled after {frame.index + 1} of {total} frames")
     return RenderResult(
