@@ -118,7 +118,9 @@ def select_frames(
     max_shots = max(shots)
     part = max(max_shots, round(num_frames * shot_fraction))
     if num_frames - part < 1:
-        raise ValueError(f"the clip has {num_frames} frames: too short for {max_shots} shots plus hold-out frames")
+        raise ValueError(
+            f"the clip has {num_frames} frames: too short for {max_shots} shots plus hold-out frames"
+        )
     shot_sets = {t: sorted({int(i) for i in np.linspace(0, part - 1, t).round()}) for t in shots}
     rest = np.linspace(part, num_frames - 1, min(holdout, num_frames - part)).round()
     return shot_sets, sorted({int(i) for i in rest})
@@ -142,7 +144,9 @@ class FramedClip:
     missing: list[int] = field(default_factory=list)  # sampled frames without a face
 
 
-def _read_sampled_frames(path: Path, wanted: set[int], max_seconds: float | None) -> tuple[dict[int, np.ndarray], int, float]:
+def _read_sampled_frames(
+    path: Path, wanted: set[int], max_seconds: float | None
+) -> tuple[dict[int, np.ndarray], int, float]:
     """One streaming pass over the clip keeping only the ``wanted`` frame indices."""
     from talking_head.video import VideoReader
 
@@ -237,7 +241,11 @@ def score_frames(
         reference = identity_reference if real_descriptors is None else real_descriptors[k]
         if reading.descriptor is not None and reference is not None:
             rows["csim"].append(metrics.identity_similarity(reading.descriptor, reference))
-    result = {key: metrics.mean_or_none(values) for key, values in rows.items() if values or key in ("landmark_error", "csim")}
+    result = {
+        key: metrics.mean_or_none(values)
+        for key, values in rows.items()
+        if values or key in ("landmark_error", "csim")
+    }
     result["face_detected"] = found / max(1, len(predictions))
     return result
 
@@ -265,10 +273,10 @@ class ModelRunner:
             return person
         import torch
 
-        from talking_head.finetune import finetune_person
+        from talking_head.finetune import FinetuneConfig, finetune_person
 
         torch.manual_seed(self.seed)
-        return finetune_person(self.model, person, steps=steps)
+        return finetune_person(self.model, person, steps=steps, config=FinetuneConfig(seed=self.seed))
 
     def render(self, person: Any, points: np.ndarray) -> list[np.ndarray]:
         """Crops rendered from ``(T, 68, 2)`` landmarks in crop pixels."""
@@ -304,7 +312,9 @@ def _self_reenactment(clip: FramedClip, ctx: _Context, real_desc: list, persons:
         per_t: dict[str, Any] = {}
         if ctx.config.baseline_copy:
             copies = [clip.crops[shot_ids[0]]] * len(targets)
-            per_t[COPY] = score_frames(copies, targets, ctx.detector, ctx.identity, reals, real_desc) | {"seconds": 0.0}
+            per_t[COPY] = score_frames(copies, targets, ctx.detector, ctx.identity, reals, real_desc) | {
+                "seconds": 0.0
+            }
         try:
             started = time.perf_counter()
             base = ctx.runner.embed([clip.frames[i] for i in shot_ids])
@@ -337,7 +347,9 @@ def _cross_reenactment(
     from talking_head.motion import retarget_landmarks
 
     reference = metrics.mean_descriptor(source_desc)
-    chosen = np.linspace(0, len(driver.holdout) - 1, min(ctx.config.cross_frames, len(driver.holdout))).round()
+    chosen = np.linspace(
+        0, len(driver.holdout) - 1, min(ctx.config.cross_frames, len(driver.holdout))
+    ).round()
     driving = np.stack([driver.points[driver.holdout[int(k)]] for k in sorted(set(chosen))])  # (K, 68, 2)
     results: dict[str, Any] = {"driver": driver.name}
     for t, shot_ids in source.shots.items():
@@ -348,7 +360,9 @@ def _cross_reenactment(
         per_t: dict[str, Any] = {}
         if ctx.config.baseline_copy:
             copies = [source.crops[shot_ids[0]]] * len(targets)
-            per_t[COPY] = score_frames(copies, targets, ctx.detector, ctx.identity, identity_reference=reference)
+            per_t[COPY] = score_frames(
+                copies, targets, ctx.detector, ctx.identity, identity_reference=reference
+            )
         for steps in ctx.config.steps:
             person = persons.get((t, steps))
             if person is None:
@@ -382,7 +396,8 @@ def _overall(clips: list[dict[str, Any]], part: str) -> dict[str, dict[str, dict
                     bucket.setdefault(key, []).append(value)
     return {
         t_key: {
-            method: {key: metrics.mean_or_none(values) for key, values in scores.items()} | {"clips": len(next(iter(scores.values()), []))}
+            method: {key: metrics.mean_or_none(values) for key, values in scores.items()}
+            | {"clips": len(next(iter(scores.values()), []))}
             for method, scores in per_t.items()
         }
         for t_key, per_t in collected.items()
@@ -485,7 +500,11 @@ _SELF_COLUMNS = (
     ("face %", "face_detected", 1),
     ("s / clip", "seconds", 1),
 )
-_CROSS_COLUMNS = (("CSIM to A ↑", "csim", 3), ("LMK err ↓", "landmark_error", 3), ("face %", "face_detected", 1))
+_CROSS_COLUMNS = (
+    ("CSIM to A ↑", "csim", 3),
+    ("LMK err ↓", "landmark_error", 3),
+    ("face %", "face_detected", 1),
+)
 
 
 def _table(overall: dict[str, Any], columns: Sequence[tuple[str, str, int]]) -> list[str]:
@@ -499,7 +518,11 @@ def _table(overall: dict[str, Any], columns: Sequence[tuple[str, str, int]]) -> 
                 if key == "face_detected" and value is not None:
                     value, digits = 100.0 * value, 1
                 cells.append(_fmt(value, digits))
-            lines.append(f"| {t_key.removeprefix('T=')} | {method} | " + " | ".join(cells) + f" | {scores.get('clips', '')} |")
+            lines.append(
+                f"| {t_key.removeprefix('T=')} | {method} | "
+                + " | ".join(cells)
+                + f" | {scores.get('clips', '')} |"
+            )
     return lines
 
 

@@ -22,6 +22,7 @@ def _one_torch_thread():
     yield
     torch.set_num_threads(threads)
 
+
 def test_machine_info_names_the_machine() -> None:
     info = bench.machine_info()
     assert info["cores"] >= 1 and info["torch"] and info["cpu"]
@@ -41,7 +42,9 @@ def test_synthetic_frames_move() -> None:
 
 
 def test_run_python_module_measures_the_child_only(tmp_path: Path) -> None:
-    (tmp_path / "alloc50.py").write_text("x = bytearray(50 * 2**20)\nx[::4096] = b'1' * len(x[::4096])\nprint('hi')\n")
+    (tmp_path / "alloc50.py").write_text(
+        "x = bytearray(50 * 2**20)\nx[::4096] = b'1' * len(x[::4096])\nprint('hi')\n"
+    )
     (tmp_path / "fail3.py").write_text("raise SystemExit(3)\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     ballast = bytearray(300 * 2**20)  # this process is big; the child must not inherit that in its peak

@@ -22,6 +22,7 @@ def _one_torch_thread():
     yield
     torch.set_num_threads(threads)
 
+
 def test_select_frames_disjoint_and_even() -> None:
     shots, holdout = select_frames(200, shots=(1, 8), holdout=32, shot_fraction=0.25)
     assert shots[1] == [0]
@@ -145,10 +146,26 @@ def test_evaluate_cli(synthetic_videos: Path, tmp_path: Path, capsys: pytest.Cap
     from talking_head.__main__ import main
 
     out = tmp_path / "r" / "report.json"
-    code = main([
-        "evaluate", "--videos", str(synthetic_videos), "--random-weights", "tiny", "--shots", "1",
-        "--steps", "0", "--holdout", "2", "--max-clips", "1", "--no-cross", "--out", str(out),
-    ])
+    code = main(
+        [
+            "evaluate",
+            "--videos",
+            str(synthetic_videos),
+            "--random-weights",
+            "tiny",
+            "--shots",
+            "1",
+            "--steps",
+            "0",
+            "--holdout",
+            "2",
+            "--max-clips",
+            "1",
+            "--no-cross",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads(out.read_text())
     assert report["weights"].startswith("random tiny")
@@ -160,6 +177,16 @@ def test_evaluate_cli(synthetic_videos: Path, tmp_path: Path, capsys: pytest.Cap
 def test_evaluate_cli_bad_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from talking_head.__main__ import main
 
-    code = main(["evaluate", "--videos", str(tmp_path / "none"), "--random-weights", "tiny", "--out", str(tmp_path / "r.json")])
+    code = main(
+        [
+            "evaluate",
+            "--videos",
+            str(tmp_path / "none"),
+            "--random-weights",
+            "tiny",
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert code == 2
     assert "not a folder" in capsys.readouterr().err

@@ -11,9 +11,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run on the tiny preset")
     parser.add_argument("--presets", nargs="+", help="network presets to time (default: cpu paper)")
     parser.add_argument("--batch-sizes", nargs="+", type=int, help="batch sizes for E/G (default: 1 8)")
-    parser.add_argument("--repeats", type=int, help="timed runs per measurement (default 3; the median is reported)")
-    parser.add_argument("--weights", help="weights folder or repo id for the end-to-end runs (default: random weights)")
-    parser.add_argument("--clip-seconds", type=float, help="length of the synthetic driving clip (default 10)")
+    parser.add_argument(
+        "--repeats", type=int, help="timed runs per measurement (default 3; the median is reported)"
+    )
+    parser.add_argument(
+        "--weights", help="weights folder or repo id for the end-to-end runs (default: random weights)"
+    )
+    parser.add_argument(
+        "--clip-seconds", type=float, help="length of the synthetic driving clip (default 10)"
+    )
     parser.add_argument("--landmarks", choices=("auto", "fan", "dlib"), help="landmark detector to time")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", help="write results as JSON here and the table next to it (.txt)")

@@ -13,7 +13,9 @@ def _int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 1,8; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers like 1,8; got {text!r}"
+        ) from None
     if not values:
         raise argparse.ArgumentTypeError("expected at least one number")
     return values
@@ -23,25 +25,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the ``evaluate`` command."""
     from talking_head.config import PRESETS
 
-    parser.add_argument("--videos", required=True, help="folder of <identity>/<clip>.mp4 (or id/video/clip.mp4) clips")
+    parser.add_argument(
+        "--videos", required=True, help="folder of <identity>/<clip>.mp4 (or id/video/clip.mp4) clips"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--weights", help="weights folder or Hugging Face repo id")
     source.add_argument(
-        "--random-weights", metavar="PRESET", choices=sorted(PRESETS), help="random weights of a preset: a floor for the numbers"
+        "--random-weights",
+        metavar="PRESET",
+        choices=sorted(PRESETS),
+        help="random weights of a preset: a floor for the numbers",
     )
     parser.add_argument("--revision", help="Hub revision of --weights")
-    parser.add_argument("--shots", type=_int_list, default=(1, 8), help="shot frames per person, comma-separated (default 1,8)")
-    parser.add_argument("--steps", type=_int_list, default=(0, 40), help="fine-tuning steps, comma-separated; 0 = FF (default 0,40)")
-    parser.add_argument("--holdout", type=int, default=32, help="hold-out frames per clip (default 32, as the paper)")
+    parser.add_argument(
+        "--shots",
+        type=_int_list,
+        default=(1, 8),
+        help="shot frames per person, comma-separated (default 1,8)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_int_list,
+        default=(0, 40),
+        help="fine-tuning steps, comma-separated; 0 = FF (default 0,40)",
+    )
+    parser.add_argument(
+        "--holdout", type=int, default=32, help="hold-out frames per clip (default 32, as the paper)"
+    )
     parser.add_argument("--max-clips", type=int, help="evaluate only the first N clips")
     parser.add_argument("--max-seconds", type=float, help="read at most this many seconds of each clip")
     parser.add_argument("--no-cross", action="store_true", help="skip cross-reenactment")
-    parser.add_argument("--cross-frames", type=int, default=16, help="driving frames per cross-reenactment pair (default 16)")
+    parser.add_argument(
+        "--cross-frames", type=int, default=16, help="driving frames per cross-reenactment pair (default 16)"
+    )
     parser.add_argument("--no-copy", action="store_true", help="skip the copy-the-shot-frame baseline")
-    parser.add_argument("--landmarks", default="auto", choices=("auto", "fan", "dlib"), help="landmark detector")
+    parser.add_argument(
+        "--landmarks", default="auto", choices=("auto", "fan", "dlib"), help="landmark detector"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for fine-tuning")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (on a busy shared CPU, 1 can be much faster)")
-    parser.add_argument("--out", required=True, help="REPORT.json; the Markdown table goes next to it as REPORT.md")
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (on a busy shared CPU, 1 can be much faster)"
+    )
+    parser.add_argument(
+        "--out", required=True, help="REPORT.json; the Markdown table goes next to it as REPORT.md"
+    )
 
 
 def _load_model(args: argparse.Namespace) -> tuple[Any, str]:
