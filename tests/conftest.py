@@ -21,7 +21,9 @@ ARTIFACTS = REPO_ROOT / "test-artifacts"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: long-running test, skipped unless --runslow")
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU, skipped where none is present")
-    config.addinivalue_line("markers", "browser: drives headless Chromium; skipped where /usr/bin/chromium is missing")
+    config.addinivalue_line(
+        "markers", "browser: drives headless Chromium; skipped where /usr/bin/chromium is missing"
+    )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,6 +47,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="no CUDA GPU"))
         if "browser" in item.keywords and not has_chromium:
             item.add_marker(pytest.mark.skip(reason="/usr/bin/chromium not installed"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_torch_thread():
+    """Tests run tiny networks: threads gain nothing, and on a shared CPU OpenMP threads thrash."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

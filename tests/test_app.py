@@ -7,7 +7,6 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-import torch
 from _tiny_weights import make_tiny_weights
 
 import app
@@ -17,14 +16,6 @@ from talking_head.landmarks import get_detector
 from talking_head.video import probe_video
 
 MOTION = Path(__file__).resolve().parent.parent / "examples" / "motions" / "calm-talking.npz"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

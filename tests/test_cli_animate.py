@@ -7,22 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from _tiny_weights import make_tiny_weights
 
 from talking_head.__main__ import main
 from talking_head.images import load_image
 from talking_head.tracking import LandmarkTrack
 from talking_head.video import VideoWriter, probe_video
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny networks gain nothing from threads, and on a busy shared CPU OpenMP threads thrash."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -104,15 +104,6 @@ def write_tone(path: Path, seconds: float = 2.0, rate: int = 16000) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny networks gain nothing from threads, and on a busy shared CPU OpenMP threads thrash."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_weights(tmp_path_factory.mktemp("tiny_weights"))

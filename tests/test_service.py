@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from _landmark_helpers import moving_face_clip
 from _tiny_weights import make_tiny_weights
 
@@ -31,15 +30,6 @@ from talking_head.video import VideoWriter, ffmpeg_exe, probe_video, read_video_
 EXAMPLE_MOTIONS = Path(__file__).resolve().parent.parent / "examples" / "motions"
 MOTION = EXAMPLE_MOTIONS / "calm-talking.npz"
 LIMITS = service.AppLimits(max_driving_seconds=2.0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny networks gain nothing from threads, and on a busy shared CPU OpenMP threads thrash."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
