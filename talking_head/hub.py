@@ -15,6 +15,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
+import torch
+
 from talking_head.config import PRESETS, ModelConfig
 from talking_head.data import read_manifest
 from talking_head.discriminator import VIDEO_TABLE_PREFIX
@@ -28,10 +32,11 @@ logger = logging.getLogger(__name__)
 MODEL_CARD_NAME = "README.md"
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, use_ema: bool = True) -> Path:
+def export_run(run_dir: str | Path, out_dir: str | Path, use_ema: bool = True, half: bool = False) -> Path:
     """Write the weights folder of the run in ``run_dir`` (its latest checkpoint) to ``out_dir``.
 
-    ``use_ema=False`` exports the raw E and G instead of their EMA.
+    ``use_ema=False`` exports the raw E and G instead of their EMA; ``half=True``
+    stores the tensors as float16 (half the size; they load back into float32).
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     checkpoint = load_checkpoint(run_dir)
@@ -49,7 +54,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, use_ema: bool = True) -
         raise WeightsError(
             f"{run_dir} has a checkpoint that does not match its model config ({err})"
         ) from err
-    model.save_pretrained(out_dir)
+    model.save_pretrained(out_dir, dtype=torch.float16 if half else None)
     card = model_card(checkpoint, _read_run_config(run_dir), _last_stats(run_dir / STATS_NAME), use_ema)
     (out_dir / MODEL_CARD_NAME).write_text(card, encoding="utf-8")
     return out_dir

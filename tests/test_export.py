@@ -74,6 +74,16 @@ def test_export_raw_weights(run_dir, tmp_path):
     assert _same_state(model.generator, load_checkpoint(run_dir)["generator"])
 
 
+def test_export_fp16_halves_the_files_and_loads_back(run_dir, tmp_path):
+    full = export_run(run_dir, tmp_path / "fp32")
+    half = export_run(run_dir, tmp_path / "fp16", half=True)
+    full_bytes = (full / "generator.safetensors").stat().st_size
+    half_bytes = (half / "generator.safetensors").stat().st_size
+    assert half_bytes < 0.6 * full_bytes
+    model = TalkingHeadModel.from_pretrained(half)
+    assert next(model.generator.parameters()).dtype == torch.float32
+
+
 def test_export_and_push_dry_run_cli(run_dir, tmp_path, capsys):
     folder = tmp_path / "weights"
     assert main(["export", str(run_dir), "--out", str(folder)]) == 0

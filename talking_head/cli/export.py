@@ -20,11 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weights folder to write (config.json, *.safetensors, README.md)",
     )
     parser.add_argument("--raw", action="store_true", help="export the raw E and G instead of their EMA")
+    parser.add_argument("--fp16", action="store_true", help="store the weights as float16 (half the size)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Export and list what was written."""
-    folder = export_run(args.run, args.out, use_ema=not args.raw)
+    folder = export_run(args.run, args.out, use_ema=not args.raw, half=args.fp16)
     for name, size in weights_files(folder):
         print(f"{size / 1e6:10.2f} MB  {folder / name}")
     return 0
