@@ -17,8 +17,6 @@ from typing import Any
 
 import torch
 
-import torch
-
 from talking_head.config import PRESETS, ModelConfig
 from talking_head.data import read_manifest
 from talking_head.discriminator import VIDEO_TABLE_PREFIX
