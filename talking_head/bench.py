@@ -13,8 +13,10 @@ the machine described by :func:`machine_info` (printed with the results):
   that process (its own ``VmHWM``; ffmpeg's processes not counted).
 
 The results are a JSON-ready dict (:func:`run_benchmarks`) and a plain-text
-table (:func:`format_table`). ``scripts/bench_models.py`` measures the same
-network timings with parameter counts and MACs.
+table (:func:`format_table`), which also lists parameter counts and MACs per
+frame (:func:`network_sizes`). ``scripts/bench_models.py`` and
+``scripts/bench_pipeline.py`` are thin command lines over these functions
+(the latter adds rendering frames/s, :func:`bench_render`).
 """
 
 from __future__ import annotations
@@ -117,17 +119,29 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
-    """Median wall time of ``fn`` over ``repeats`` runs after one warm-up run."""
-    times = []
+def median_times(
+    fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None
+) -> tuple[float, float]:
+    """Median wall time and process CPU time (seconds) of ``fn`` over ``repeats`` runs after a warm-up run.
+
+    On a shared machine the wall time grows with the load; CPU time / threads
+    estimates the wall time the same work takes on an idle machine.
+    """
+    walls, cpus = [], []
     for i in range(repeats + 1):
         sync()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         fn()
         sync()
         if i:  # the first run warms caches and allocators
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+            walls.append(time.perf_counter() - start)
+            cpus.append(time.process_time() - cpu_start)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
+    """Median wall time of ``fn`` over ``repeats`` runs after one warm-up run."""
+    return median_times(fn, repeats, sync)[0]
 
 
 def peak_rss_mib() -> float:
@@ -177,19 +191,71 @@ def bench_networks(
             # parametrize.cached(): spectral norms computed once per call, as at inference.
             with torch.no_grad(), autocast, parametrize.cached():
                 e_s = median_seconds(lambda x=x, y=y: embedder(x, y), repeats, sync)
-                g_s = median_seconds(lambda y=y, e=e: generator(y, e), repeats, sync)
-            rows.append(
-                {
-                    "preset": preset,
-                    "device": device,
-                    "dtype": str(dtype).removeprefix("torch."),
-                    "batch": batch,
-                    "embedder_ms_per_frame": 1000 * e_s / batch,
-                    "generator_ms_per_frame": 1000 * g_s / batch,
-                    "generator_frames_per_s": batch / g_s,
-                }
-            )
+                g_s, g_cpu_s = median_times(lambda y=y, e=e: generator(y, e), repeats, sync)
+            row = {
+                "preset": preset,
+                "device": device,
+                "dtype": str(dtype).removeprefix("torch."),
+                "batch": batch,
+                "embedder_ms_per_frame": 1000 * e_s / batch,
+                "generator_ms_per_frame": 1000 * g_s / batch,
+                "generator_frames_per_s": batch / g_s,
+            }
+            if device == "cpu":  # process CPU time: an idle-machine estimate on a shared CPU
+                row["generator_cpu_ms_per_frame"] = 1000 * g_cpu_s / batch
+            rows.append(row)
     return rows
+
+
+def _param_count(module: Any, skip_prefix: str | None = None) -> int:
+    """Trainable parameter count (spectral-norm originals counted once)."""
+    return sum(
+        p.numel() for n, p in module.named_parameters() if not (skip_prefix and n.startswith(skip_prefix))
+    )
+
+
+def network_sizes(preset: str, num_videos: int = 1000) -> dict[str, Any]:
+    """Parameter counts of E, G (with P), P, D's conv part V and its per-video W; MACs per frame of E and G.
+
+    Built on the meta device: shapes only, so even the paper preset costs nothing.
+    ``num_videos`` sizes W for scale (one row per training video).
+    FlopCounterMode counts 2 FLOPs per multiply-accumulate.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from talking_head.config import ModelConfig
+    from talking_head.discriminator import VIDEO_TABLE_PREFIX, Discriminator
+    from talking_head.embedder import Embedder
+    from talking_head.generator import Generator
+
+    config = ModelConfig.preset(preset)
+    with torch.device("meta"):
+        embedder, generator = Embedder(config).eval(), Generator(config).eval()
+        discriminator = Discriminator(config, num_videos=num_videos)
+        x = torch.zeros(1, config.image_channels, config.image_size, config.image_size)
+        y = torch.zeros(1, config.landmark_channels, config.image_size, config.image_size)
+        e = torch.zeros(1, config.embedding_dim)
+    macs = []
+    for fn in (lambda: embedder(x, y), lambda: generator(y, e=e)):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            fn()
+        macs.append(counter.get_total_flops() / 2)
+    v_params = _param_count(discriminator, skip_prefix=VIDEO_TABLE_PREFIX)
+    return {
+        "preset": preset,
+        "image_size": config.image_size,
+        "embedding_dim": config.embedding_dim,
+        "embedder_params": _param_count(embedder),
+        "generator_params": _param_count(generator),
+        "projection_params": _param_count(generator.projection),
+        "adain_params": generator.n_adain_params,
+        "discriminator_v_params": v_params,
+        "discriminator_w_params": _param_count(discriminator) - v_params,
+        "num_videos": num_videos,
+        "embedder_macs_per_frame": macs[0],
+        "generator_macs_per_frame": macs[1],
+    }
 
 
 # ----- synthetic clip ------------------------------------------------------
@@ -283,6 +349,50 @@ def bench_finetune(preset: str, steps: int, shots: int) -> dict[str, Any]:
         "shots": len(person.shots),
         "steps_timed": len(step_times),
         "ms_per_step": 1000 * float(np.median(step_times)),
+    }
+
+
+# ----- rendering -----------------------------------------------------------
+
+
+def moving_track(source_landmarks: np.ndarray, num_frames: int) -> np.ndarray:
+    """``(T, 68, 2)`` crop landmarks: ``source_landmarks`` nodding and opening the mouth."""
+    t = np.arange(num_frames)[:, None, None]
+    track = np.repeat(source_landmarks[None], num_frames, 0) + np.array([0.0, 1.0]) * 3 * np.sin(t / 5)
+    track[:, 56:59, 1] += 4 * np.abs(np.sin(t[:, :, 0] / 3))  # lower lip
+    return track.astype(np.float32)
+
+
+def bench_render(preset: str, frames: int, batch: int, bf16: bool = False) -> dict[str, Any]:
+    """Median frames/s over batches of ``render_landmarks`` (the first batch is a warm-up), random weights."""
+    import torch
+
+    from talking_head.config import ModelConfig
+    from talking_head.model import TalkingHeadModel
+    from talking_head.person import embed_person
+    from talking_head.pipeline import render_landmarks
+
+    torch.manual_seed(0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = TalkingHeadModel(ModelConfig.preset(preset)).to(device).eval()
+    person = embed_person(model, list(synthetic_talking_frames(1, 512)))
+    track = moving_track(person.source_landmarks, frames + batch)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    times: list[float] = []
+    sync()
+    last = time.perf_counter()
+    for index, _ in enumerate(render_landmarks(model, person, track, batch_size=batch, bf16=bf16)):
+        if (index + 1) % batch == 0:
+            sync()
+            now = time.perf_counter()
+            times.append(now - last)
+            last = now
+    return {
+        "preset": preset,
+        "device": device,
+        "batch": batch,
+        "bf16": bf16,
+        "frames_per_s": batch / statistics.median(times[1:]),
     }
 
 
@@ -402,6 +512,8 @@ def run_benchmarks(
     results: dict[str, Any] = {"machine": machine_info(), "config": asdict(config), "seconds": {}}
     say(results["machine"]["summary"])
     started = time.perf_counter()
+    say("network sizes ...")
+    _timed(results, "sizes", lambda: [network_sizes(p) for p in config.presets])
     say("networks ...")
     _timed(
         results,
@@ -436,9 +548,28 @@ def _f(value: Any, digits: int = 1) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
 
 
+def format_sizes(sizes: dict[str, Any]) -> str:
+    """Two lines of :func:`network_sizes`: parameter counts, then MACs per frame."""
+    m = 1e6
+    return (
+        f"{sizes['preset']} ({sizes['image_size']}x{sizes['image_size']}, N={sizes['embedding_dim']}): "
+        f"params E {sizes['embedder_params'] / m:.2f}M | G {sizes['generator_params'] / m:.2f}M "
+        f"(P {sizes['projection_params'] / m:.2f}M, {sizes['adain_params']} AdaIN params) | "
+        f"D conv part V {sizes['discriminator_v_params'] / m:.2f}M + W {sizes['num_videos']}x"
+        f"{sizes['embedding_dim']} {sizes['discriminator_w_params'] / m:.2f}M\n"
+        f"  MACs/frame E {sizes['embedder_macs_per_frame'] / 1e9:.2f} G | "
+        f"G {sizes['generator_macs_per_frame'] / 1e9:.2f} G"
+    )
+
+
 def format_table(results: dict[str, Any]) -> str:
     """Plain-text tables of :func:`run_benchmarks`' results."""
     lines = [f"machine: {results['machine']['summary']}", ""]
+    sizes = results.get("sizes")
+    if isinstance(sizes, list):
+        lines += [format_sizes(r) for r in sizes] + [""]
+    elif sizes is not None:
+        lines += [f"sizes: {sizes}", ""]
     networks = results.get("networks")
     if isinstance(networks, list):
         lines += ["preset  device dtype     batch  E ms/frame  G ms/frame  G frames/s"]

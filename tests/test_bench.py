@@ -12,17 +12,6 @@ import pytest
 from talking_head import bench
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks run faster on one thread, and a shared, busy CPU makes 2 threads spin-wait."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_machine_info_names_the_machine() -> None:
     info = bench.machine_info()
     assert info["cores"] >= 1 and info["torch"] and info["cpu"]

@@ -12,17 +12,6 @@ from talking_head import evaluate
 from talking_head.evaluate import EvalConfig, select_frames
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks run faster on one thread, and a shared, busy CPU makes 2 threads spin-wait."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_select_frames_disjoint_and_even() -> None:
     shots, holdout = select_frames(200, shots=(1, 8), holdout=32, shot_fraction=0.25)
     assert shots[1] == [0]
