@@ -131,8 +131,10 @@ def format_table(results: dict[str, Any]) -> str:
         raster = results["raster"]
         lines += [
             "",
-            f"rasterize_landmarks {raster['size']}x{raster['size']}: {raster['median_ms']:.3f} ms "
-            f"(median of {raster['calls']} calls)",
+            (
+                f"rasterize_landmarks {raster['size']}x{raster['size']}: {raster['median_ms']:.3f} ms "
+                f"(median of {raster['calls']} calls)"
+            ),
             f"compose_overlay at the clip's size: {results['overlay_ms']:.2f} ms per frame (median of 200)",
         ]
     return "\n".join(lines)
