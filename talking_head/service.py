@@ -484,16 +484,7 @@ def _load_driving_track(path: Path, seconds: float, notices: list[str]) -> Landm
     duration = len(track) / track.fps if track.fps > 0 else 0.0
     if duration > seconds + 1e-6:
         notices.append(f"the driving motion is {duration:.1f} s long; the first {seconds:g} s were used")
-        keep = max(1, round(seconds * track.fps))
-        track = LandmarkTrack(
-            track.points[:keep],
-            track.boxes[:keep],
-            track.found[:keep],
-            track.fps,
-            track.backend,
-            track.frame_size,
-            [(a, min(b, keep - 1)) for a, b in track.long_gaps if a < keep],
-        )
+        track = track.head(round(seconds * track.fps))
     return track
 
 
@@ -769,15 +760,7 @@ def motion_preview(path: str | os.PathLike, limits: AppLimits, output_dir: Path 
         raise UnsupportedFileError(f"the driving motion ('{path.name}') has no frames; use another motion")
     seconds = limits.max_driving_seconds
     if track.fps > 0 and len(track) > seconds * track.fps:
-        keep = round(seconds * track.fps)
-        track = LandmarkTrack(
-            track.points[:keep],
-            track.boxes[:keep],
-            track.found[:keep],
-            track.fps,
-            track.backend,
-            track.frame_size,
-        )
+        track = track.head(round(seconds * track.fps))
     return write_motion_preview(track, new_output_path("motion", folder=output_dir))
 
 

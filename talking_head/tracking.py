@@ -82,6 +82,19 @@ class LandmarkTrack:
             mask[start : end + 1] = False
         return mask
 
+    def head(self, count: int) -> LandmarkTrack:
+        """The first ``count`` frames (at least one), with ``long_gaps`` clipped to them."""
+        keep = max(1, min(int(count), len(self)))
+        return LandmarkTrack(
+            self.points[:keep],
+            self.boxes[:keep],
+            self.found[:keep],
+            self.fps,
+            self.backend,
+            self.frame_size,
+            [(start, min(end, keep - 1)) for start, end in self.long_gaps if start < keep],
+        )
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the track to ``path`` as a compressed .npz (plain arrays, no pickles)."""
         gaps = np.array(self.long_gaps, dtype=np.int64).reshape(-1, 2)

@@ -7,6 +7,7 @@ modules may import these helpers.
 from __future__ import annotations
 
 import json
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +182,15 @@ def make_photo_clip(
         )
         frames.append(np.asarray(frame, dtype=np.uint8))
     return write_clip(path, frames, fps)
+
+
+def write_tone(path: Path, seconds: float = 2.0, rate: int = 16000) -> Path:
+    """A 440 Hz mono WAV file: an audio track for driving clips made in tests."""
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path

@@ -7,12 +7,12 @@ the real detector end to end.
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _synthetic import write_tone
 from _tiny_weights import make_tiny_weights
 
 from talking_head import pipeline
@@ -90,17 +90,6 @@ def write_driving_clip(path: Path, num_frames: int, fps: float = 12.0, audio: Pa
         for t in range(num_frames):
             center = (80 + 6 * np.sin(t / 3), 80 + 3 * np.cos(t / 4))
             writer.write(ellipse_image(center=center, axes=(40 + t % 3, 50), seed=t))
-    return path
-
-
-def write_tone(path: Path, seconds: float = 2.0, rate: int = 16000) -> Path:
-    t = np.arange(int(seconds * rate)) / rate
-    samples = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
     return path
 
 

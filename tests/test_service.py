@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _landmark_helpers import moving_face_clip
+from _synthetic import write_tone
 from _tiny_weights import make_tiny_weights
 
 from talking_head import service
@@ -226,23 +226,12 @@ def test_the_visible_mark_can_be_turned_off(model, detector, tmp_path: Path) -> 
     assert corner > 10 * max(rest, 0.5)  # the mark sits in the lower left corner only
 
 
-def write_tone(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
-    t = np.arange(int(seconds * rate)) / rate
-    samples = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return path
-
-
 def test_a_clip_drives_with_its_audio_paste_back_and_fine_tuning(
     model, detector, astronaut_path: Path, tmp_path: Path
 ) -> None:
     face = np.ascontiguousarray(load_image(astronaut_path)[20:276, 100:356])
     clip = tmp_path / "driver.mp4"
-    with VideoWriter(clip, 10, audio_from=write_tone(tmp_path / "tone.wav")) as writer:
+    with VideoWriter(clip, 10, audio_from=write_tone(tmp_path / "tone.wav", seconds=1.0)) as writer:
         for shift in range(6):
             writer.write(np.roll(face, shift, axis=0))
     calls: list[tuple[float, str]] = []

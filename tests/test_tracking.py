@@ -230,3 +230,22 @@ def test_fill_gaps_interpolates_boxes_too() -> None:
 def test_track_validates_shapes() -> None:
     with pytest.raises(ValueError, match="inconsistent"):
         LandmarkTrack(np.zeros((3, 68, 2)), np.zeros((2, 4)), np.ones(3, bool), 25.0, "dlib", (10, 10))
+
+
+def test_head_keeps_the_first_frames_and_clips_long_gaps():
+    count = 10
+    track = LandmarkTrack(
+        points=np.arange(count * 68 * 2, dtype=np.float32).reshape(count, 68, 2),
+        boxes=np.zeros((count, 4), np.float32),
+        found=np.ones(count, bool),
+        fps=25.0,
+        backend="dlib",
+        frame_size=(64, 64),
+        long_gaps=[(2, 5), (7, 9)],
+    )
+    head = track.head(6)
+    assert len(head) == 6
+    np.testing.assert_array_equal(head.points, track.points[:6])
+    assert head.long_gaps == [(2, 5)]
+    assert track.head(4).long_gaps == [(2, 3)]
+    assert len(track.head(0)) == 1 and len(track.head(99)) == count
