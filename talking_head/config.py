@@ -54,6 +54,8 @@ class ModelConfig:
     discriminator_channels: tuple[int, ...] = (64, 128, 256, 512, 512, 512)  # D (V): width of each res-down block
     discriminator_attention_size: int = 32  # D: feature-map side after which self-attention sits (0 = none)
     discriminator_extra_blocks: int = 1  # D: res blocks at 4×4 after the down path
+    warp_guided: bool = False  # G also sees the shots warped to y's landmarks and blends its output with that warp (DESIGN §7)
+    generator_skips: bool = False  # G: U-Net skips, down-path features added to the up path at each resolution
 
     def __post_init__(self) -> None:
         # Frozen dataclass: normalize lists (from JSON) to tuples via object.__setattr__.
