@@ -12,6 +12,11 @@ the driving ones (``(68, 2)`` pixel coordinates in the crop).
 - :func:`psnr`: on the ``uint8`` values, capped at :data:`PSNR_CAP_DB` so that
   identical images give a finite number (reports stay plain JSON).
 - :func:`l1_error`: mean absolute difference in ``[0, 1]`` units.
+- :func:`mouth_metrics`: SSIM and L1 in the square around the target's lip
+  landmarks (:func:`mouth_box`), resized to 64×64 (DESIGN §7: where a warp
+  fails and G has to paint).
+- :func:`sharpness`: variance of the Laplacian of the gray image. SSIM rewards
+  blur (a Gaussian blur of a warp raises its SSIM), so SSIM is read beside it.
 - :func:`landmark_error`: mean point-to-point distance divided by the
   inter-ocular distance (outer eye corners 36 and 45) of the reference.
 - :class:`FaceIdentity`: dlib's 128-d face descriptor
@@ -42,6 +47,10 @@ SSIM_SIGMA = 1.5
 SSIM_WINDOW = 11
 # Outer eye corners in the iBUG 68-point layout (right eye's outer, left eye's outer).
 OUTER_EYE_CORNERS = (36, 45)
+# Lip landmarks in the iBUG 68-point layout: outer (48-59) and inner (60-67) contours.
+LIP_POINTS = slice(48, 68)
+MOUTH_PAD = 0.25  # margin around the lips on each side, as a fraction of their larger side
+MOUTH_SIZE = 64  # side of the mouth square after resizing, pixels
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,6 +119,62 @@ def l1_error(a: np.ndarray, b: np.ndarray) -> float:
 def image_metrics(generated: np.ndarray, real: np.ndarray) -> dict[str, float]:
     """SSIM, PSNR and L1 of a generated crop against the real one."""
     return {"ssim": ssim(generated, real), "psnr": psnr(generated, real), "l1": l1_error(generated, real)}
+
+
+def mouth_box(points: np.ndarray, image_size: int, pad: float = MOUTH_PAD) -> tuple[int, int, int, int]:
+    """Square ``(x0, y0, x1, y1)`` (x1, y1 exclusive) around the lip landmarks 48-67 of ``(68, 2)`` points.
+
+    The square is centred on the lips' bounding box; its side is the box's
+    larger side plus ``pad`` of it on each side (at least 2 px). It is shifted
+    to lie inside the ``image_size``² image, and clipped where it is larger.
+    """
+    lips = np.asarray(points, dtype=np.float64)[LIP_POINTS]
+    low, high = lips.min(axis=0), lips.max(axis=0)
+    side = max(2.0, float((high - low).max()) * (1.0 + 2.0 * pad))
+    side = min(side, float(image_size))
+    centre = (low + high) / 2.0
+    start = np.clip(np.round(centre - side / 2.0), 0, image_size - round(side)).astype(int)
+    end = np.minimum(start + round(side), image_size)
+    return int(start[0]), int(start[1]), int(end[0]), int(end[1])
+
+
+def mouth_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int = MOUTH_SIZE) -> np.ndarray:
+    """The ``box`` of an image resized to ``size``² (area averaging to shrink, bilinear to enlarge)."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    region = np.ascontiguousarray(np.asarray(image)[y0:y1, x0:x1])
+    shrink = region.shape[0] >= size
+    return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def mouth_metrics(
+    generated: np.ndarray, real: np.ndarray, points: np.ndarray, size: int = MOUTH_SIZE
+) -> dict[str, float]:
+    """SSIM and L1 of the mouth: the square :func:`mouth_box` of the target's ``points``, at ``size``².
+
+    ``points`` are the target frame's (68, 2) landmarks in crop pixels (the
+    driving landmarks in self-reenactment), so every method is scored on the
+    same square of the real frame.
+    """
+    _check_pair(generated, real)
+    box = mouth_box(points, min(np.asarray(real).shape[:2]))
+    fake, true = mouth_crop(generated, box, size), mouth_crop(real, box, size)
+    return {"mouth_ssim": ssim(fake, true), "mouth_l1": l1_error(fake, true)}
+
+
+def sharpness(image: np.ndarray) -> float:
+    """Variance of the Laplacian (``cv2.Laplacian``, default 3×3 aperture) of the gray RGB ``uint8`` image.
+
+    Higher is sharper; it depends on the image size, so compare crops of one size.
+
+    SSIM rewards blur, so an SSIM gain means something only where this does
+    not drop far below the real frames'.
+    """
+    import cv2
+
+    gray = cv2.cvtColor(np.ascontiguousarray(image, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
 def inter_ocular_distance(points: np.ndarray) -> float:

@@ -113,3 +113,51 @@ def test_face_identity_self_vs_pattern(astronaut_path) -> None:
 def test_face_identity_reports_no_face() -> None:
     flat = np.full((128, 128, 3), 127, np.uint8)
     assert metrics.get_face_identity().descriptor(flat) is None
+
+
+def test_mouth_box_holds_the_lips_and_stays_in_the_image() -> None:
+    from _synthetic import template_landmarks
+
+    points = template_landmarks(256)
+    x0, y0, x1, y1 = metrics.mouth_box(points, 256)
+    lips = points[48:68]
+    assert x1 - x0 == y1 - y0  # a square
+    assert (lips[:, 0] >= x0).all() and (lips[:, 0] < x1).all()
+    assert (lips[:, 1] >= y0).all() and (lips[:, 1] < y1).all()
+    width = lips[:, 0].max() - lips[:, 0].min()  # the lips' larger side here
+    assert x1 - x0 == pytest.approx(1.5 * width, abs=1.0)  # 25% on each side
+    # Lips at the bottom-right corner: the square is shifted inside, same size.
+    corner = points + (255 - lips.max(axis=0))
+    box = metrics.mouth_box(corner, 256)
+    assert box[2] == 256 and box[3] == 256 and box[2] - box[0] == x1 - x0
+    # Lips wider than the image: clipped to it.
+    huge = points.copy()
+    huge[48, 0], huge[54, 0] = -500, 700
+    assert metrics.mouth_box(huge, 256) == (0, 0, 256, 256)
+
+
+def test_mouth_metrics_look_only_at_the_mouth() -> None:
+    from _synthetic import draw_face, template_landmarks
+
+    points = template_landmarks(128)
+    real = draw_face(points, 128, (200, 160, 140), (30, 40, 50))
+    perfect = metrics.mouth_metrics(real, real, points)
+    assert perfect["mouth_ssim"] == pytest.approx(1.0) and perfect["mouth_l1"] == 0.0
+    # Changing pixels outside the mouth square leaves the mouth metrics alone.
+    x0, y0, x1, y1 = metrics.mouth_box(points, 128)
+    outside = real.copy()
+    outside[:y0] = 0
+    assert metrics.mouth_metrics(outside, real, points) == perfect
+    # An open mouth where the real one is closed: worse inside the square.
+    opened = draw_face(template_landmarks(128, mouth_open=1.0), 128, (200, 160, 140), (30, 40, 50))
+    scores = metrics.mouth_metrics(opened, real, points)
+    assert scores["mouth_ssim"] < 0.95 and scores["mouth_l1"] > 0.01
+
+
+def test_sharpness_drops_with_blur() -> None:
+    import cv2
+
+    image = np.asarray(Image.fromarray(_random_image(size=32)).resize((128, 128), Image.BILINEAR))
+    blurred = cv2.GaussianBlur(image, (0, 0), 2.0)
+    assert 0.0 < metrics.sharpness(blurred) < 0.5 * metrics.sharpness(image)
+    assert metrics.sharpness(np.full((64, 64, 3), 90, np.uint8)) == 0.0
