@@ -22,10 +22,14 @@ weights from how close each shot's landmarks are to the target's
 in units of the inter-ocular distance, with temperature ``temperature``).
 The shot whose expression and pose match the target best dominates; a
 uniform mean would ghost K mouths over each other.
+
+:func:`warp_person_crops` is the warp alone on uint8 crops (numpy in and out):
+the ``warp`` baseline of ``evaluate`` and a preview of what a warp-guided G starts from.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -262,3 +266,35 @@ def warp_episodes(
         [shot_weights(shot_points[b], target_points[b : b + 1], temperature)[0] for b in range(batch)]
     ).to(warped.dtype)  # (B, K)
     return (warped * weights[:, :, None, None, None]).sum(1)
+
+
+def warp_person_crops(
+    shots: np.ndarray,
+    shot_points: np.ndarray,
+    target_points: np.ndarray,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """The warp alone (no network): a person's shot crops warped to every target, as uint8 crops.
+
+    ``shots`` ``(K, S, S, 3)`` uint8 and ``shot_points`` ``(K, 68, 2)`` crop
+    pixels (a :class:`~talking_head.person.Person`'s ``shots`` and
+    ``shot_landmarks``); ``target_points`` ``(B, 68, 2)`` crop pixels →
+    ``(B, S, S, 3)`` uint8 (:func:`warp_shots`, ``batch_size`` targets at a time).
+    """
+    # Imported here: person sits above warp (it imports the model, which may import warp).
+    from talking_head.person import images_to_tensor, tensor_to_images
+
+    shots = np.array(shots, dtype=np.uint8)  # a copy: torch wants writable memory, the K crops are small
+    targets = np.asarray(target_points, dtype=np.float32).reshape(-1, 68, 2)
+    if len(shots) != len(shot_points):
+        raise ValueError(f"{len(shots)} shots but {len(shot_points)} landmark sets")
+    size = shots.shape[1]
+    out = np.empty((len(targets), size, size, 3), dtype=np.uint8)
+    with torch.no_grad():
+        source = images_to_tensor(shots, device)  # (K, 3, S, S)
+        source_points = torch.from_numpy(np.asarray(shot_points, dtype=np.float32)).to(device)  # (K, 68, 2)
+        for start in range(0, len(targets), batch_size):
+            batch = torch.from_numpy(targets[start : start + batch_size]).to(device)  # (b, 68, 2)
+            out[start : start + len(batch)] = tensor_to_images(warp_shots(source, source_points, batch))
+    return out
