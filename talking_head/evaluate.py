@@ -7,6 +7,10 @@ fine-tuned for N steps) from the shots; every hold-out frame is rendered from
 its own landmarks (absolute mode: same person) and compared with the real crop:
 
 - SSIM, PSNR and L1 on the crops (see :mod:`talking_head.metrics`);
+- mouth SSIM and L1: the same in the square around the target's lip
+  landmarks (48–67, padded 25%), resized to 64×64 (DESIGN §7);
+- sharpness: variance of the Laplacian of the gray crop, also of the real
+  hold-out frames (row ``real``): SSIM rewards blur, so read it beside this;
 - landmark error: landmarks re-detected on the generated crop against the
   driving ones, over the inter-ocular distance;
 - CSIM: cosine of dlib face descriptors, generated vs real hold-out frame;
@@ -20,6 +24,8 @@ against B's motion retargeted to A (what G was given).
 
 Methods, in the same run and table, for each number of shots T:
 ``copy`` (no model: the first shot crop is the prediction for every frame),
+``warp`` (no network: the shot crops warped to each frame's landmarks by
+:func:`talking_head.warp.warp_person_crops`, what a warp-guided G starts from),
 ``FF`` (0 fine-tuning steps: ψ̂ = P·ê as the paper's feed-forward use of
 the model) and ``FT<N>`` (N fine-tuning steps). With one set of weights FF
 and FT differ only in fine-tuning; the paper's FF was also trained without
@@ -51,6 +57,8 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 COPY = "copy"
+WARP = "warp"
+REAL = "real"  # the real hold-out frames: only their sharpness is reported
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class EvalConfig:
     cross: bool = True  # also run cross-reenactment (clip i driven by clip i+1)
     cross_frames: int = 16  # driving frames per cross pair, evenly from B's hold-out frames
     baseline_copy: bool = True  # include the "copy the shot frame" baseline
+    baseline_warp: bool = True  # include the "warp the shot crops, no network" baseline
     landmarks_backend: str = "auto"  # detector for driving and re-detected landmarks
     seed: int = 0  # seeds torch before each fine-tuning
 
@@ -86,8 +95,9 @@ def method_name(steps: int) -> str:
 
 
 def method_names(config: EvalConfig) -> list[str]:
-    """Methods in table order for one value of T."""
+    """Methods in table order for one value of T (the ``real`` reference row comes before them)."""
     names = [COPY] if config.baseline_copy else []
+    names += [WARP] if config.baseline_warp else []
     return names + [method_name(s) for s in config.steps]
 
 
@@ -221,17 +231,30 @@ def score_frames(
 ) -> dict[str, float | None]:
     """Mean metrics of predicted crops against targets.
 
-    ``real_crops`` enables SSIM/PSNR/L1; CSIM compares each prediction with
+    ``real_crops`` enables SSIM/PSNR/L1 and the mouth metrics (in the square
+    of ``target_points``); sharpness is always measured. CSIM compares each prediction with
     ``real_descriptors[k]`` (self-reenactment) or with one
     ``identity_reference`` descriptor (cross-reenactment).
     """
-    rows: dict[str, list[float | None]] = {"ssim": [], "psnr": [], "l1": [], "landmark_error": [], "csim": []}
+    rows: dict[str, list[float | None]] = {
+        "ssim": [],
+        "psnr": [],
+        "l1": [],
+        "mouth_ssim": [],
+        "mouth_l1": [],
+        "landmark_error": [],
+        "csim": [],
+        "sharpness": [],
+    }
     found = 0
     cache: dict[int, FaceReading] = {}  # the copy baseline repeats one array: measure it once
     for k, (pred, target) in enumerate(zip(predictions, target_points)):
         if real_crops is not None:
-            for key, value in metrics.image_metrics(pred, real_crops[k]).items():
+            real = real_crops[k]
+            scores = metrics.image_metrics(pred, real) | metrics.mouth_metrics(pred, real, target)
+            for key, value in scores.items():
                 rows[key].append(value)
+        rows["sharpness"].append(metrics.sharpness(pred))
         reading = cache.get(id(pred)) or read_face(pred, detector, identity)
         cache[id(pred)] = reading
         if reading.points is None:
@@ -300,20 +323,45 @@ def _real_descriptors(clip: FramedClip, ctx: _Context) -> list[np.ndarray | None
     return [read_face(clip.crops[i], ctx.detector, ctx.identity).descriptor for i in clip.holdout]
 
 
+def _real_row(crops: Sequence[np.ndarray]) -> dict[str, float | None]:
+    """The ``real`` reference row: sharpness of real crops (their other metrics would be trivially 1 or 0)."""
+    return {"sharpness": metrics.mean_or_none(metrics.sharpness(c) for c in crops)}
+
+
+def _warp_baseline(
+    clip: FramedClip, shot_ids: list[int], targets: np.ndarray
+) -> tuple[list[np.ndarray], float]:
+    """The clip's shot crops warped to ``targets`` ``(B, 68, 2)`` with no network, and the seconds it took."""
+    from talking_head.warp import warp_person_crops
+
+    started = time.perf_counter()
+    warped = warp_person_crops(
+        np.stack([clip.crops[i] for i in shot_ids]), np.stack([clip.points[i] for i in shot_ids]), targets
+    )
+    return list(warped), time.perf_counter() - started
+
+
 def _self_reenactment(clip: FramedClip, ctx: _Context, real_desc: list, persons: dict) -> dict[str, Any]:
     """Metrics of every method for every T on one clip; fills ``persons[(T, steps)]``."""
     targets = [clip.points[i] for i in clip.holdout]
     reals = [clip.crops[i] for i in clip.holdout]
+    real_row = _real_row(reals)
     results: dict[str, Any] = {}
     for t, shot_ids in clip.shots.items():
         if not shot_ids:
             results[f"T={t}"] = {"skipped": "no shot frame has a face"}
             continue
-        per_t: dict[str, Any] = {}
+        per_t: dict[str, Any] = {REAL: real_row}
         if ctx.config.baseline_copy:
             copies = [clip.crops[shot_ids[0]]] * len(targets)
             per_t[COPY] = score_frames(copies, targets, ctx.detector, ctx.identity, reals, real_desc) | {
                 "seconds": 0.0
+            }
+        if ctx.config.baseline_warp:
+            warps, warp_s = _warp_baseline(clip, shot_ids, np.stack(targets))
+            per_t[WARP] = score_frames(warps, targets, ctx.detector, ctx.identity, reals, real_desc) | {
+                "seconds": warp_s,
+                "render_seconds_per_frame": warp_s / len(warps),
             }
         try:
             started = time.perf_counter()
@@ -347,6 +395,8 @@ def _cross_reenactment(
     from talking_head.motion import retarget_landmarks
 
     reference = metrics.mean_descriptor(source_desc)
+    # B's frames are no ground truth for A: the reference row is A's real hold-out frames.
+    real_row = _real_row([source.crops[i] for i in source.holdout])
     chosen = np.linspace(
         0, len(driver.holdout) - 1, min(ctx.config.cross_frames, len(driver.holdout))
     ).round()
@@ -357,11 +407,16 @@ def _cross_reenactment(
             continue
         source_points = source.points[shot_ids[0]]
         targets = retarget_landmarks(source_points, driving, mode="relative")
-        per_t: dict[str, Any] = {}
+        per_t: dict[str, Any] = {REAL: real_row}
         if ctx.config.baseline_copy:
             copies = [source.crops[shot_ids[0]]] * len(targets)
             per_t[COPY] = score_frames(
                 copies, targets, ctx.detector, ctx.identity, identity_reference=reference
+            )
+        if ctx.config.baseline_warp:
+            warps, _ = _warp_baseline(source, shot_ids, targets)
+            per_t[WARP] = score_frames(
+                warps, targets, ctx.detector, ctx.identity, identity_reference=reference
             )
         for steps in ctx.config.steps:
             person = persons.get((t, steps))
@@ -495,14 +550,18 @@ _SELF_COLUMNS = (
     ("SSIM ↑", "ssim", 3),
     ("PSNR ↑", "psnr", 2),
     ("L1 ↓", "l1", 4),
+    ("mouth SSIM ↑", "mouth_ssim", 3),
+    ("mouth L1 ↓", "mouth_l1", 4),
     ("LMK err ↓", "landmark_error", 3),
     ("CSIM ↑", "csim", 3),
+    ("sharpness", "sharpness", 0),
     ("face %", "face_detected", 1),
     ("s / clip", "seconds", 1),
 )
 _CROSS_COLUMNS = (
     ("CSIM to A ↑", "csim", 3),
     ("LMK err ↓", "landmark_error", 3),
+    ("sharpness", "sharpness", 0),
     ("face %", "face_detected", 1),
 )
 
@@ -557,6 +616,15 @@ def markdown_report(report: dict[str, Any]) -> str:
             "SSIM: Gaussian 11×11, σ 1.5, mean over RGB channels; PSNR on uint8 (capped at 100 dB); "
             "L1 in [0, 1]; LMK err: mean landmark distance / outer-eye-corner distance; "
             "CSIM: cosine of dlib 128-d face descriptors. Means over clips."
+        ),
+        "",
+        (
+            "mouth SSIM / L1: in the square around the target's lip landmarks (48–67), padded 25% "
+            "on each side, resized to 64×64. sharpness: variance of the Laplacian of the gray crop; "
+            "`real` is the real hold-out frames (their other metrics against themselves are trivially "
+            "perfect, so not shown). SSIM rewards blur (a Gaussian blur σ = 2 of the warp raises its "
+            "SSIM), so an SSIM gain means something only beside sharpness. "
+            "`warp`: the shot crops warped to the target landmarks by a thin-plate spline, no network."
         ),
     ]
     return "\n".join(lines) + "\n"

@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-copy", action="store_true", help="skip the copy-the-shot-frame baseline")
     parser.add_argument(
+        "--no-warp", action="store_true", help="skip the warp-the-shots (no network) baseline"
+    )
+    parser.add_argument(
         "--landmarks", default="auto", choices=("auto", "fan", "dlib"), help="landmark detector"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for fine-tuning")
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         cross=not args.no_cross,
         cross_frames=args.cross_frames,
         baseline_copy=not args.no_copy,
+        baseline_warp=not args.no_warp,
         landmarks_backend=args.landmarks,
         seed=args.seed,
     )
