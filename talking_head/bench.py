@@ -8,6 +8,8 @@ the machine described by :func:`machine_info` (printed with the results):
 - fine-tuning milliseconds per step (one D' and one G' update, all shots);
 - landmark frames per second on a synthetic 512×512 talking clip, full
   detection vs tracking with the previous box as a hint;
+- the warp alone (``warp.warp_shots``, no network): CPU ms/frame at batch 8,
+  256², one shot (:func:`bench_warp`);
 - end-to-end seconds of ``python -m talking_head animate`` for a synthetic
   clip (10 s by default) with 0 and 40 fine-tuning steps, and the peak RSS of
   that process (its own ``VmHWM``; ffmpeg's processes not counted).
@@ -396,6 +398,60 @@ def bench_render(preset: str, frames: int, batch: int, bf16: bool = False) -> di
     }
 
 
+# ----- warp ----------------------------------------------------------------
+
+WARP_TARGET_MS_PER_FRAME = 3.0  # the warp should cost far less than G (issue 11)
+
+
+def bench_warp(batch: int = 8, image_size: int = 256, repeats: int = 30) -> dict[str, Any]:
+    """The warp alone on CPU: ``warp.warp_shots`` of one shot to ``batch`` targets, median over ``repeats``.
+
+    The shot is the example photo framed at ``image_size`` (dlib landmarks);
+    the targets are its landmarks nodding and opening the mouth (:func:`moving_track`).
+    """
+    import torch
+
+    from talking_head.framing import crop_box_from_landmarks, crop_image, points_to_crop
+    from talking_head.landmarks import get_detector
+    from talking_head.person import images_to_tensor
+    from talking_head.warp import warp_shots
+
+    frame = next(synthetic_talking_frames(1, 512))
+    face = get_detector("dlib").detect(frame)
+    box = crop_box_from_landmarks(face.points)
+    points = np.asarray(points_to_crop(face.points, box, image_size), dtype=np.float32)  # (68, 2)
+    shot = images_to_tensor(crop_image(frame, box, image_size)[None].copy())  # (1, 3, S, S)
+    shot_points = torch.from_numpy(points)[None]  # (1, 68, 2)
+    targets = torch.from_numpy(moving_track(points, batch))  # (B, 68, 2)
+    with torch.no_grad():
+        wall_s, cpu_s = median_times(lambda: warp_shots(shot, shot_points, targets), repeats)
+    ms = 1000 * wall_s / batch
+    return {
+        "device": "cpu",
+        "batch": batch,
+        "image_size": image_size,
+        "shots": 1,
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
+        "ms_per_frame": ms,
+        # Process CPU time of all threads: with 1 thread, an idle-machine estimate on a shared CPU.
+        "cpu_ms_per_frame": 1000 * cpu_s / batch,
+        "target_ms_per_frame": WARP_TARGET_MS_PER_FRAME,
+        "within_target": ms <= WARP_TARGET_MS_PER_FRAME,
+    }
+
+
+def format_warp(warp: dict[str, Any]) -> str:
+    """One line of :func:`bench_warp`."""
+    size = warp["image_size"]
+    return (
+        f"warp alone ({warp['shots']} shot, {size}x{size}, batch {warp['batch']}, {warp['device']}, "
+        f"{warp['threads']} threads): {_f(warp['ms_per_frame'], 2)} ms/frame "
+        f"(process CPU {_f(warp['cpu_ms_per_frame'], 2)} ms/frame; "
+        f"target <= {_f(warp['target_ms_per_frame'])})"
+    )
+
+
 # ----- end to end ----------------------------------------------------------
 
 
@@ -536,6 +592,8 @@ def run_benchmarks(
         "landmarks",
         lambda: bench_landmarks(config.landmark_frames, config.clip_size, config.landmarks_backend),
     )
+    say("warp ...")
+    _timed(results, "warp", lambda: bench_warp(repeats=10 * config.repeats))
     say("end to end ...")
     with tempfile.TemporaryDirectory(prefix="talking_head_bench_") as tmp:
         _timed(results, "end_to_end", lambda: bench_end_to_end(config, Path(tmp)))
@@ -596,6 +654,9 @@ def format_table(results: dict[str, Any]) -> str:
         )
     else:
         lines.append(f"landmarks: {lm}")
+    warp = results.get("warp")
+    if warp is not None:
+        lines.append(format_warp(warp) if "ms_per_frame" in warp else f"warp: {warp}")
     e2e = results.get("end_to_end")
     if isinstance(e2e, list):
         lines += ["", "end to end (animate CLI)   steps  seconds  peak RSS MiB  exit"]

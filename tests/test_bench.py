@@ -62,4 +62,8 @@ def test_bench_quick_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     e2e = results["end_to_end"]
     assert [r["steps"] for r in e2e] == [0, 1]
     assert all(r["exit_code"] == 0 and r["seconds"] > 0 and r["peak_rss_mib"] > 50 for r in e2e), e2e
+    warp = results["warp"]
+    assert warp["batch"] == 8 and warp["image_size"] == 256 and warp["shots"] == 1
+    assert 0 < warp["ms_per_frame"] < 1000 and warp["repeats"] == 10
+    assert "warp alone" in printed and "ms/frame" in printed.split("warp alone")[1]
     assert "machine:" in printed and "G ms/frame" in printed and out.with_suffix(".txt").exists()
