@@ -193,7 +193,8 @@ def bench_networks(
             # parametrize.cached(): spectral norms computed once per call, as at inference.
             with torch.no_grad(), autocast, parametrize.cached():
                 e_s = median_seconds(lambda x=x, y=y: embedder(x, y), repeats, sync)
-                g_s, g_cpu_s = median_times(lambda y=y, e=e: generator(y, e), repeats, sync)
+                warp = x if config.warp_guided else None  # any image: G's cost does not depend on it
+                g_s, g_cpu_s = median_times(lambda y=y, e=e, w=warp: generator(y, e, warp=w), repeats, sync)
             row = {
                 "preset": preset,
                 "device": device,
@@ -239,7 +240,8 @@ def network_sizes(preset: str, num_videos: int = 1000) -> dict[str, Any]:
         y = torch.zeros(1, config.landmark_channels, config.image_size, config.image_size)
         e = torch.zeros(1, config.embedding_dim)
     macs = []
-    for fn in (lambda: embedder(x, y), lambda: generator(y, e=e)):
+    warp = x if config.warp_guided else None
+    for fn in (lambda: embedder(x, y), lambda: generator(y, e=e, warp=warp)):
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             fn()
         macs.append(counter.get_total_flops() / 2)

@@ -238,14 +238,17 @@ class EpisodeDataset(torch.utils.data.Dataset):
         clip = self.clip(video_index)
         frames = self._choose_frames(len(clip), rng)
         flip = self.flip and bool(rng.random() < 0.5)
-        images, landmark_images = zip(*(self._frame(clip, f, flip) for f in frames))
+        images, points, landmark_images = zip(*(self._frame(clip, f, flip) for f in frames))
         images_t = torch.stack([image_to_tensor(im) for im in images])  # (K + 1, 3, H, W)
         landmarks_t = torch.stack([image_to_tensor(lm) for lm in landmark_images])  # (K + 1, 3, H, W)
+        points_t = torch.from_numpy(np.stack(points).astype(np.float32))  # (K + 1, 68, 2)
         return {
             "target_image": images_t[0],  # (3, H, W)
             "target_landmarks": landmarks_t[0],  # (3, H, W)
+            "target_points": points_t[0],  # (68, 2) crop pixels (what a warp-guided G warps the shots to)
             "shot_images": images_t[1:],  # (K, 3, H, W)
             "shot_landmarks": landmarks_t[1:],  # (K, 3, H, W)
+            "shot_points": points_t[1:],  # (K, 68, 2)
             "video_index": torch.tensor(video_index, dtype=torch.long),
             "flipped": torch.tensor(flip),
         }
@@ -258,13 +261,14 @@ class EpisodeDataset(torch.utils.data.Dataset):
         others = np.delete(np.arange(num_frames), target) if num_frames > 1 else np.array([target])
         return np.concatenate([[target], rng.choice(others, self.k_shots, replace=True)])
 
-    def _frame(self, clip: PreparedClip, index: int, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _frame(self, clip: PreparedClip, index: int, flip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Crop, landmarks (68, 2) and rasterized landmarks of frame ``index``, mirrored when ``flip``."""
         image = clip.image(index, self.image_size)
         points = clip.points(index, self.image_size)
         if flip:
             image = image[:, ::-1]
             points = flip_landmarks(points, self.image_size)
-        return image, rasterize_landmarks(points, self.image_size)
+        return image, points, rasterize_landmarks(points, self.image_size)
 
 
 class EpisodeSampler(torch.utils.data.Sampler):

@@ -10,6 +10,13 @@ Starting from the person-generic networks, for one person with T shots:
   the hinge loss for D'. One D' step then one G' step per iteration.
 - Flip augmentation: each sampled shot is mirrored with probability ½ (image
   and landmarks with left/right indices swapped).
+- Warp-guided G (DESIGN §7): G' must learn the person, not copy its input, so
+  a shot is never warped to itself. The source of each training pair is
+  another shot warped to this shot's landmarks when the person has several;
+  with one shot it is the shot itself warped to randomly perturbed landmarks
+  (a random similarity plus per-point jitter, :func:`perturb_landmarks`) and
+  back, which shows G' the resampling blur and TPS distortions it has to undo,
+  with the real shot as the target.
 
 The loaded base model is only read: E, G and D are deep-copied and the base
 model runs in eval mode, so its tensors (spectral-norm buffers included) stay
@@ -44,6 +51,7 @@ from talking_head.losses import (
 from talking_head.model import TalkingHeadModel
 from talking_head.motion import flip_landmarks
 from talking_head.person import Person, eval_mode, images_to_tensor, landmark_images, model_device
+from talking_head.warp import inter_ocular, warp_images, warp_shots
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +70,10 @@ class FinetuneConfig:
     flip: bool = True  # mirror each sampled shot with probability 1/2
     seed: int = 0  # seeds shot sampling and flips (the result is deterministic on CPU)
     loss: LossConfig = field(default_factory=LossConfig)  # loss weights and content-loss kind
+    perturb_rotation: float = 5.0  # one-shot pairs: largest rotation of the perturbed landmarks, degrees
+    perturb_scale: float = 0.05  # one-shot pairs: largest relative scale change
+    perturb_shift: float = 0.03  # one-shot pairs: largest shift, fraction of the crop side
+    perturb_jitter: float = 0.04  # one-shot pairs: per-point jitter (Gaussian σ), inter-ocular distances
 
 
 @functools.lru_cache(maxsize=2)
@@ -72,15 +84,64 @@ def _content_loss(config: LossConfig, device: str) -> ContentLoss:
 
 def _shot_tensors(
     person: Person, image_size: int, device: torch.device, flip: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shots x and landmark images y, ``(T', 3, S, S)`` each; with ``flip`` the mirrored copies follow the originals."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shots x, landmark images y ``(T', 3, S, S)`` and landmarks ``(T', 68, 2)``; mirrored copies follow the originals."""
     crops, points = person.shots, person.shot_landmarks
     if flip:
         crops = np.concatenate([crops, crops[:, :, ::-1]])
         points = np.concatenate([points, flip_landmarks(points, image_size)])
     x = images_to_tensor(crops, device)
     y = images_to_tensor(landmark_images(points, image_size), device)
-    return x, y
+    return x, y, torch.from_numpy(np.asarray(points, dtype=np.float32)).to(device)
+
+
+def perturb_landmarks(
+    points: torch.Tensor, image_size: int, generator: torch.Generator, config: FinetuneConfig
+) -> torch.Tensor:
+    """Randomly moved copies of ``(B, 68, 2)`` landmarks: a similarity about the face centre plus jitter."""
+    batch = points.shape[0]
+
+    def uniform(limit: float) -> torch.Tensor:
+        return (torch.rand(batch, generator=generator) * 2 - 1) * limit
+
+    angle = torch.deg2rad(uniform(config.perturb_rotation))
+    scale = 1 + uniform(config.perturb_scale)
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    rotation = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (B, 2, 2)
+    shift = torch.stack([uniform(config.perturb_shift), uniform(config.perturb_shift)], -1) * image_size
+    jitter = torch.randn(points.shape, generator=generator) * config.perturb_jitter
+    cpu = points.cpu()
+    centre = cpu.mean(dim=1, keepdim=True)  # (B, 1, 2)
+    moved = (cpu - centre) @ rotation.transpose(1, 2) + centre + shift[:, None]
+    moved = moved + jitter * inter_ocular(cpu)[:, None, None]
+    return moved.to(points.device)
+
+
+def training_warps(
+    x: torch.Tensor,
+    points: torch.Tensor,
+    batch: torch.Tensor,
+    num_shots: int,
+    generator: torch.Generator,
+    config: FinetuneConfig,
+) -> torch.Tensor:
+    """G's warp input for the shots ``x[batch]``, never made from the target shot alone.
+
+    ``x``/``points``: every shot (mirrored copies after the originals, index
+    + T). With several shots, each target's source is a random other shot of
+    the same orientation; with one, the shot warped to perturbed landmarks
+    and back to its own.
+    """
+    size = x.shape[-1]
+    target_x, target_points = x[batch], points[batch]
+    if num_shots > 1:
+        flipped = batch // num_shots
+        offset = torch.randint(1, num_shots, (len(batch),), generator=generator).to(batch.device)
+        source = (batch % num_shots + offset) % num_shots + flipped * num_shots
+        return warp_images(x[source], points[source], target_points)
+    moved = perturb_landmarks(target_points, size, generator, config)
+    source = warp_images(target_x, target_points, moved)  # the shot as if seen with other landmarks
+    return warp_images(source, moved, target_points)
 
 
 def _sample_batch(rng: np.random.Generator, num_shots: int, batch_size: int, flip: bool) -> np.ndarray:
@@ -101,13 +162,14 @@ def _train_step(
     w: nn.Parameter,
     x: torch.Tensor,
     y: torch.Tensor,
+    warp: torch.Tensor | None,
     optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
     content_loss: ContentLoss,
     loss_config: LossConfig,
 ) -> dict[str, float]:
     """One D' update (hinge) then one G' update (L_CNT + L_ADV); returns the losses."""
     opt_g, opt_d = optimizers
-    fake = generator(y, adain_params=psi)  # (B, 3, S, S)
+    fake = generator(y, adain_params=psi, warp=warp)  # (B, 3, S, S)
 
     # Update D'.
     discriminator.requires_grad_(True)
@@ -197,13 +259,17 @@ def finetune_person(
         list(discriminator.parameters()) + [w], lr=config.discriminator_lr, betas=config.betas
     )
     content_loss = _content_loss(config.loss, str(device))
-    x_all, y_all = _shot_tensors(person, model.config.image_size, device, config.flip)
+    x_all, y_all, points_all = _shot_tensors(person, model.config.image_size, device, config.flip)
     rng = np.random.default_rng(config.seed)
+    torch_rng = torch.Generator().manual_seed(config.seed)
     num_shots = len(person.shots)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     for step in range(1, steps + 1):
         batch = torch.from_numpy(_sample_batch(rng, num_shots, config.batch_size, config.flip)).to(device)
+        warp = None
+        if model.config.warp_guided:
+            warp = training_warps(x_all, points_all, batch, num_shots, torch_rng, config)
         losses = _train_step(
             generator,
             discriminator,
@@ -211,6 +277,7 @@ def finetune_person(
             w,
             x_all[batch],
             y_all[batch],
+            warp,
             (opt_g, opt_d),
             content_loss,
             config.loss,
@@ -232,8 +299,9 @@ def finetune_person(
 def shot_reconstruction_error(model: TalkingHeadModel, person: Person) -> float:
     """Mean absolute error (in [-1, 1] units) of the person's G rendering its own shots from their landmarks."""
     device = model_device(model)
-    x, y = _shot_tensors(person, model.config.image_size, device, flip=False)
+    x, y, points = _shot_tensors(person, model.config.image_size, device, flip=False)
     generator = person.generator if person.generator is not None else model.generator
+    warp = warp_shots(x, points, points) if model.config.warp_guided else None
     with eval_mode(generator):
-        fake = generator(y, adain_params=person.adain_params.to(device))
+        fake = generator(y, adain_params=person.adain_params.to(device), warp=warp)
     return float((fake - x).abs().mean())

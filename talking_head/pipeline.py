@@ -60,6 +60,7 @@ from talking_head.person import (
 from talking_head.raster import rasterize_landmarks
 from talking_head.tracking import LandmarkTrack, track_landmarks
 from talking_head.video import VideoReader, VideoWriter, probe_video
+from talking_head.warp import warp_shots
 
 __all__ = [
     "AnimationFrame",
@@ -209,14 +210,31 @@ def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMan
     return contextlib.nullcontext()
 
 
-def _render_batch(model: TalkingHeadModel, person: Person, y_images: np.ndarray, bf16: bool) -> np.ndarray:
-    """G'(y, ψ') for a batch of landmark images ``(B, S, S, 3)`` → ``(B, S, S, 3)`` uint8."""
+def _shot_tensors(person: Person, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The person's shots ``(T, 3, S, S)`` in [-1, 1] and their landmarks ``(T, 68, 2)``, on ``device``."""
+    shots = images_to_tensor(person.shots, device)
+    points = torch.from_numpy(np.asarray(person.shot_landmarks, dtype=np.float32)).to(device)
+    return shots, points
+
+
+def _render_batch(
+    model: TalkingHeadModel, person: Person, points: np.ndarray, y_images: np.ndarray, bf16: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """G'(y, ψ'[, warp]) for a batch: landmarks ``(B, 68, 2)`` and their images ``(B, S, S, 3)``.
+
+    Returns the rendered crops ``(B, S, S, 3)`` uint8 and, for a warp-guided
+    model, the warp of the person's shots to ``points`` that G refined (else None).
+    """
     device = model_device(model)
     generator = person.generator if person.generator is not None else model.generator
     psi = person.adain_params.to(device)
     with torch.inference_mode(), eval_mode(generator), _autocast(device, bf16):
-        fake = generator(images_to_tensor(y_images, device), adain_params=psi)  # (B, 3, S, S)
-    return tensor_to_images(fake)
+        warp = None
+        if model.config.warp_guided:
+            shots, shot_points = _shot_tensors(person, device)
+            warp = warp_shots(shots, shot_points, torch.from_numpy(np.asarray(points, np.float32)).to(device))
+        fake = generator(images_to_tensor(y_images, device), adain_params=psi, warp=warp)  # (B, 3, S, S)
+    return tensor_to_images(fake), (tensor_to_images(warp) if warp is not None else None)
 
 
 def render_landmarks(
@@ -229,9 +247,8 @@ def render_landmarks(
     """Render the person for ``(T, 68, 2)`` landmarks in crop pixels: yields ``(S, S, 3)`` uint8 crops."""
     size = model.config.image_size
     for start in range(0, len(points), batch_size):
-        yield from _render_batch(
-            model, person, landmark_images(points[start : start + batch_size], size), bf16
-        )
+        batch = points[start : start + batch_size]
+        yield from _render_batch(model, person, batch, landmark_images(batch, size), bf16)[0]
 
 
 @dataclass
@@ -244,6 +261,7 @@ class AnimationFrame:
     landmarks: np.ndarray  # the (retargeted) landmarks drawn in y, crop pixels (68, 2)
     driving_landmarks: np.ndarray  # the driver's own landmarks in its crop (68, 2)
     driving_crop: np.ndarray | None  # the driving frame in the driver's crop (S, S, 3); None for a track
+    warp: np.ndarray | None = None  # the shots warped to ``landmarks`` (S, S, 3), for a warp-guided model
 
 
 def _driving_crops(motion: DrivingMotion) -> Iterator[np.ndarray | None]:
@@ -290,8 +308,9 @@ def animate_person(
     for start in range(0, len(targets), batch_size):
         batch = targets[start : start + batch_size]
         y_images = landmark_images(batch, size)
-        results = _render_batch(model, person, y_images, bf16)
-        for offset, (result, y_image, points) in enumerate(zip(results, y_images, batch)):
+        results, warps = _render_batch(model, person, batch, y_images, bf16)
+        warps = warps if warps is not None else [None] * len(results)
+        for offset, (result, y_image, points, warp) in enumerate(zip(results, y_images, batch, warps)):
             index = start + offset
             yield AnimationFrame(
                 index=index,
@@ -300,6 +319,7 @@ def animate_person(
                 landmarks=points,
                 driving_landmarks=motion.points[index],
                 driving_crop=next(crops) if crops is not None else None,
+                warp=warp,
             )
 
 
@@ -320,17 +340,23 @@ def mark_synthetic(frame: np.ndarray, text: str = "SYNTHETIC") -> np.ndarray:
 
 
 def overlay_panels(frame: AnimationFrame) -> np.ndarray:
-    """Driving frame with its landmarks | landmark image given to G | result, side by side.
+    """Driving frame with its landmarks | what G was given | result, side by side.
 
-    For a driving track (no frames) the first panel shows the driver's
-    landmark sketch instead of a photo.
+    The middle panel is the landmark image y; for a warp-guided model, y's
+    lines drawn over the warp of the person's photo(s) to those landmarks
+    (both are G's input). For a driving track (no frames) the first panel
+    shows the driver's landmark sketch instead of a photo.
     """
     size = frame.result.shape[0]
     if frame.driving_crop is not None:
         first = draw_landmarks(frame.driving_crop, frame.driving_landmarks)
     else:
         first = rasterize_landmarks(frame.driving_landmarks, size)
-    return np.concatenate([first, frame.landmark_image, frame.result], axis=1)  # (S, 3S, 3)
+    middle = frame.landmark_image
+    if frame.warp is not None:
+        lines = frame.landmark_image.any(axis=-1, keepdims=True)  # (S, S, 1)
+        middle = np.where(lines, frame.landmark_image, frame.warp)
+    return np.concatenate([first, middle, frame.result], axis=1)  # (S, 3S, 3)
 
 
 # ----- video output ---------------------------------------------------------------

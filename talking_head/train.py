@@ -5,7 +5,9 @@ and nodes, detected from the ``RANK`` environment variable: NCCL on CUDA, gloo
 on CPU). One step:
 
 1. Episode: for each video i of the batch, K shot frames and one target frame.
-   ê_i = mean_k E(x_i(s_k), y_i(s_k)); x̂ = G(y_i(t), ê_i).
+   ê_i = mean_k E(x_i(s_k), y_i(s_k)); x̂ = G(y_i(t), ê_i). A warp-guided G
+   (DESIGN §7) also gets the K shots warped to the target's landmarks
+   (:func:`~talking_head.warp.warp_episodes`), as it will at inference.
 2. D update(s) (``d_steps`` per step, on the same x̂, detached): hinge loss
    ``max(0, 1 − D(x, y, i)) + max(0, 1 + D(x̂, y, i))`` (raw scores, no sigmoid),
    plus, in the FT variant, the W side of L_MCH (``w_mch · |ê_i − W_i|``, ê_i
@@ -43,6 +45,12 @@ EMA networks) and ``checkpoint.pt`` (training state: networks with W, EMA,
 optimizers, step, RNG states; tensors and plain containers only, loaded with
 ``weights_only=True``). ``export`` turns it into a weights folder.
 
+Warm start (``init_from``: an exported weights folder, e.g. the committed
+``weights/``): E, G and D's θ, w0, b start from its tensors and the EMA from
+E and G; each row W_i starts as the mean of E over up to 8 frames of video i
+(the embedding the match loss pulls W_i towards), so a long run that was cut
+off and exported is never lost, even on a new machine without the checkpoint.
+
 Resuming (``resume=True``) restores everything, including the data position
 (the sampler skips ``step × batch_size`` episodes), so on CPU with a fixed seed
 the following steps equal those of an uninterrupted run.
@@ -70,11 +78,12 @@ from PIL import Image
 from torch import nn
 
 from talking_head.config import ModelConfig
-from talking_head.data import EpisodeDataset, EpisodeSampler, tensor_to_image
+from talking_head.data import EpisodeDataset, EpisodeSampler, image_to_tensor, tensor_to_image
 from talking_head.discriminator import VIDEO_TABLE_PREFIX, Discriminator
 from talking_head.embedder import Embedder
 from talking_head.errors import TalkingHeadError
 from talking_head.generator import Generator
+from talking_head.raster import rasterize_landmarks
 from talking_head.losses import (
     ContentLoss,
     LossConfig,
@@ -83,6 +92,8 @@ from talking_head.losses import (
     feature_matching_loss,
     g_adversarial_loss,
 )
+from talking_head.model import TalkingHeadModel
+from talking_head.warp import warp_episodes
 
 logger = logging.getLogger(__name__)
 
@@ -192,12 +203,14 @@ def train(
     resume: bool = False,
     val_dir: str | Path | None = None,
     device: str | torch.device | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Meta-train E, G and D on the prepared clips in ``data_dir``; write the run into ``run_dir``.
 
     ``val_dir`` (a prepared folder) supplies the fixed sample-grid episodes
-    (default: ``data_dir``). ``device`` defaults to CUDA when available. Under
-    ``torchrun`` each process calls this function; only rank 0 writes files.
+    (default: ``data_dir``). ``device`` defaults to CUDA when available.
+    ``init_from`` (a weights folder, fresh runs only) warm-starts the networks.
+    Under ``torchrun`` each process calls this function; only rank 0 writes files.
     """
     # Set up processes and devices.
     env = _init_distributed(device)
@@ -244,6 +257,12 @@ def train(
         "ema_embedder": ema_embedder,
         "ema_generator": ema_generator,
     }
+
+    # Warm start from exported weights (a fresh run only; a resumed run has its own state).
+    if init_from is not None and checkpoint is None:
+        _warm_start(init_from, model_config, embedder, generator, discriminator, dataset, env.device)
+        ema_embedder.load_state_dict(embedder.state_dict())
+        ema_generator.load_state_dict(generator.state_dict())
 
     # Resume.
     start_step, wall_before = 0, 0.0
@@ -306,8 +325,7 @@ def train(
         for module in (embedder, generator, discriminator):
             module.train()
         with autocast:
-            e_hat = embedder.embed_frames(batch["shot_images"], batch["shot_landmarks"])  # (B, N)
-            x_hat = generator(y, e_hat)  # (B, 3, H, W)
+            e_hat, x_hat, _ = _generate(embedder, generator, batch)  # (B, N), (B, 3, H, W)
 
         # Update D.
         discriminator.requires_grad_(True)
@@ -526,17 +544,68 @@ def _fixed_batch(dataset: EpisodeDataset, count: int, device: torch.device) -> d
     return {k: torch.stack([item[k] for item in items]).to(device) for k in items[0]}
 
 
+def _generate(
+    embedder: Embedder, generator: Generator, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """ê from the episode's K shots, then x̂ = G(y_t, ê[, warp]); returns (ê, x̂, warp or None)."""
+    e_hat = embedder.embed_frames(batch["shot_images"], batch["shot_landmarks"])  # (B, N)
+    warp = None
+    if generator.config.warp_guided:
+        with torch.no_grad():  # the warp is an input, not a function of any parameter
+            warp = warp_episodes(batch["shot_images"], batch["shot_points"], batch["target_points"])
+    return e_hat, generator(batch["target_landmarks"], e_hat, warp=warp), warp
+
+
+@torch.no_grad()
+def _warm_start(
+    source: str | Path,
+    model_config: ModelConfig,
+    embedder: Embedder,
+    generator: Generator,
+    discriminator: Discriminator,
+    dataset: EpisodeDataset,
+    device: torch.device,
+) -> None:
+    """Copy E, G and D's θ, w0, b from a weights folder; W_i ← mean of E over up to 8 frames of video i."""
+    source_model = TalkingHeadModel.from_pretrained(source, device=device)
+    if source_model.config != model_config:
+        raise TalkingHeadError(
+            f"{source} holds a model with another config than --preset; warm-start with the same preset"
+        )
+    embedder.load_state_dict(source_model.embedder.state_dict())
+    generator.load_state_dict(source_model.generator.state_dict())
+    discriminator.load_state_dict(source_model.discriminator.generic_state_dict(), strict=False)
+    embedder.eval()
+    rows = []
+    for index in range(len(dataset)):
+        clip = dataset.clip(index)
+        frames = np.linspace(0, len(clip) - 1, min(8, len(clip))).round().astype(int)
+        x = torch.stack([image_to_tensor(clip.image(f, model_config.image_size)) for f in frames])
+        y = torch.stack(
+            [image_to_tensor(rasterize_landmarks(clip.points(f, model_config.image_size), model_config.image_size))
+             for f in frames]
+        )
+        rows.append(embedder(x.to(device), y.to(device)).mean(0))
+    discriminator.video_table.parametrizations.weight.original.copy_(torch.stack(rows))  # (num_videos, N)
+    embedder.train()
+    logger.info("warm start from %s: E, G, D copied; W from ê of %d videos", source, len(dataset))
+
+
 @torch.no_grad()
 def _save_sample_grid(
     path: Path, batch: dict[str, torch.Tensor], embedder: Embedder, generator: Generator, autocast: Any
 ) -> None:
-    """A PNG with one row per episode: landmarks | target | generated."""
+    """A PNG with one row per episode: landmarks | target | [warp |] generated."""
     with autocast:
-        e_hat = embedder.embed_frames(batch["shot_images"], batch["shot_landmarks"])
-        x_hat = generator(batch["target_landmarks"], e_hat)
+        _, x_hat, warp = _generate(embedder, generator, batch)
+    warps = warp.float() if warp is not None else [None] * len(x_hat)
     rows = [
-        np.concatenate([tensor_to_image(lm), tensor_to_image(t), tensor_to_image(g)], axis=1)
-        for lm, t, g in zip(batch["target_landmarks"], batch["target_image"], x_hat.float())
+        np.concatenate(
+            [tensor_to_image(lm), tensor_to_image(t), *([tensor_to_image(w)] if w is not None else []),
+             tensor_to_image(g)],
+            axis=1,
+        )
+        for lm, t, w, g in zip(batch["target_landmarks"], batch["target_image"], warps, x_hat.float())
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(rows, axis=0)).save(path)

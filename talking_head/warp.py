@@ -30,6 +30,7 @@ the ``warp`` baseline of ``evaluate`` and a preview of what a warp-guided G star
 from __future__ import annotations
 
 import numpy as np
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -39,7 +40,7 @@ _LEFT_EYE_OUTER, _RIGHT_EYE_OUTER = 36, 45
 # target landmarks coincide (inner lips of a closed mouth) at a cost of ≪ 0.1 px.
 DEFAULT_REGULARIZATION = 1e-6
 # Softmax temperature of the K-shot weights, in inter-ocular distances.
-DEFAULT_TEMPERATURE = 0.02
+DEFAULT_TEMPERATURE = 0.005
 # Points per chunk when evaluating a TPS: keeps the (B, chunk, P) kernel block in cache.
 _EVAL_CHUNK = 2048
 
@@ -64,6 +65,19 @@ def normalized_to_pixels(points: torch.Tensor, image_size: int) -> torch.Tensor:
 def _radial(sq_dist: torch.Tensor) -> torch.Tensor:
     """TPS kernel U(r) = r² log r², written with r² (and U(0) = 0)."""
     return sq_dist * torch.log(sq_dist.clamp_min(1e-12))
+
+
+def _solve(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """Batched ``matrix⁻¹ · rhs`` for the small (≤ 80²) systems here.
+
+    On the CPU this goes through numpy: torch's LAPACK call right after a
+    multi-threaded torch op waited 100–160 ms for its OpenMP threads on a
+    busy 2-core machine (numpy: well under 1 ms for these sizes).
+    """
+    if matrix.device.type != "cpu":
+        return torch.linalg.solve(matrix, rhs)
+    solution = np.linalg.solve(matrix.detach().numpy(), rhs.detach().numpy())
+    return torch.from_numpy(solution)
 
 
 class ThinPlateSpline:
@@ -92,7 +106,7 @@ class ThinPlateSpline:
         system[:, count:, :count] = affine.transpose(1, 2)
         rhs = torch.zeros(batch, count + 3, 2, dtype=c.dtype, device=c.device)
         rhs[:, :count] = values.double()
-        solution = torch.linalg.solve(system, rhs)  # (B, P + 3, 2)
+        solution = _solve(system, rhs)  # (B, P + 3, 2)
         self.control = control.float()
         self.weights = solution[:, :count].float()  # (B, P, 2): radial coefficients
         self.affine = solution[:, count:].float()  # (B, 3, 2): offset, x and y columns
@@ -139,10 +153,13 @@ def sampling_grid(
     (target, shot) pair per batch entry.
 
     The TPS is evaluated on two grids and upsampled bilinearly: a coarse one
-    over the whole crop (S / 8 cells a side, where the field is nearly affine)
-    and a fine one of ``grid_size``² cells (default 5·S / 16, about 1.8 px
-    apart for a 256² face crop) over the box of the target's landmarks, where
-    the field bends; the fine field is used inside that box.
+    over the whole crop (S / 8 + 1 samples a side, where the field is nearly
+    affine) and a fine one of ``grid_size``² cells (default 3·S / 16, about
+    3 px apart for a 256² face crop) over the box of the target's landmarks,
+    where the field bends; the fine field is used inside that box. What
+    interpolation loses at the landmarks themselves (up to ~1 px where points
+    crowd, at the lips and eyelids) is put back by compact bumps around them
+    (:func:`_correct_at_landmarks`), so the warp is exact there.
     ``grid_size = S`` evaluates the TPS at every pixel instead.
     """
     batch = target_points.shape[0]
@@ -155,18 +172,22 @@ def sampling_grid(
         full = torch.full((batch,), -1.0, device=device), torch.full((batch,), 1.0, device=device)
         centres = _cell_centres(image_size, *full)
         return _evaluate_on_grid(tps, centres, centres).permute(0, 2, 3, 1)
-    fine_size = grid_size or max(16, (5 * image_size) // 16)
-    coarse_size = max(8, image_size // 8)
+    fine_size = grid_size or max(16, (3 * image_size) // 16)
+    coarse_size = max(8, image_size // 8) + 1
     size = (image_size, image_size)
     ones = torch.ones(batch, device=device)
-    coarse_axis = _cell_centres(coarse_size, -ones, ones)
+    # Coarse samples from the first to the last pixel centre, so that upsampling them with
+    # align_corners=True interpolates everywhere (a cell-centred grid would hold the edge
+    # values constant over the outer half cell).
+    edge = 1.0 - 1.0 / image_size  # normalized position of the outermost pixel centres
+    coarse_axis = torch.linspace(-edge, edge, coarse_size, device=device).expand(batch, -1)
     coarse = _evaluate_on_grid(tps, coarse_axis, coarse_axis)  # (B, 2, c, c)
-    field = F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)  # (B, 2, S, S)
+    field = F.interpolate(coarse, size=size, mode="bilinear", align_corners=True)  # (B, 2, S, S)
     # The landmarks' box with a margin of 3 fine cells, in normalized coordinates.
     target = control[:, :68]
-    margin = 6.0 / image_size * 3
-    low = (target.min(dim=1).values - margin).clamp(-1.0, 1.0)  # (B, 2)
-    high = (target.max(dim=1).values + margin).clamp(-1.0, 1.0)
+    low, high = target.min(dim=1).values, target.max(dim=1).values  # (B, 2)
+    margin = 3 * (high - low).amax(dim=1, keepdim=True) / fine_size
+    low, high = (low - margin).clamp(-1.0, 1.0), (high + margin).clamp(-1.0, 1.0)
     fine = _evaluate_on_grid(
         tps, _cell_centres(fine_size, low[:, 0], high[:, 0]), _cell_centres(fine_size, low[:, 1], high[:, 1])
     )  # (B, 2, n, n)
@@ -177,7 +198,49 @@ def sampling_grid(
     local = torch.stack([u.expand(-1, image_size, -1), v.expand(-1, -1, image_size)], dim=-1)  # (B, S, S, 2)
     fine_up = F.grid_sample(fine, local, mode="bilinear", padding_mode="border", align_corners=False)
     inside = (local.abs().amax(dim=-1) <= 1.0 - 1.0 / fine_size)[:, None]  # (B, 1, S, S)
-    return torch.where(inside, fine_up, field).permute(0, 2, 3, 1)  # (B, S, S, 2)
+    field = torch.where(inside, fine_up, field)
+    field = _correct_at_landmarks(field, target, values[:, :68], radius=image_size / 40)
+    return field.permute(0, 2, 3, 1)  # (B, S, S, 2)
+
+
+def _wendland(r: torch.Tensor) -> torch.Tensor:
+    """Wendland's compactly supported C² bump (1 − r)⁴(4r + 1) for r < 1, else 0 (positive definite in 2D)."""
+    r = r.clamp(0.0, 1.0)
+    return (1 - r) ** 4 * (4 * r + 1)
+
+
+def _correct_at_landmarks(
+    field: torch.Tensor, target: torch.Tensor, values: torch.Tensor, radius: float
+) -> torch.Tensor:
+    """Make an interpolated field exact at the control points with compact bumps around them.
+
+    ``field`` (B, 2, S, S) is the upsampled TPS; ``target`` and ``values``
+    (B, P, 2) normalized: where the field must send each target landmark.
+    The residuals at the landmarks are spread by Wendland bumps of
+    ``radius`` pixels whose amplitudes solve the (P × P, positive definite)
+    interpolation system, so the correction is exact at every landmark, smooth,
+    and zero farther than ``radius`` from all of them.
+    """
+    batch, _, size, _ = field.shape
+    got = F.grid_sample(field, target[:, :, None, :], mode="bilinear", align_corners=False)[..., 0]  # (B, 2, P)
+    residual = values - got.transpose(1, 2)  # (B, P, 2)
+    centres = normalized_to_pixels(target, size)  # (B, P, 2) pixels
+    gram = _wendland(torch.cdist(centres, centres) / radius)  # (B, P, P)
+    amplitude = _solve(gram.double(), residual.double()).to(field.dtype)  # (B, P, 2)
+    # Each bump touches the pixels of a (2r + 1)² window around its centre.
+    reach = int(radius) + 1
+    steps = torch.arange(-reach, reach + 1, device=field.device, dtype=field.dtype)
+    offsets = torch.stack(torch.meshgrid(steps, steps, indexing="xy"), dim=-1).reshape(-1, 2)  # (W², 2) (x, y)
+    pixels = centres.round()[:, :, None, :] + offsets  # (B, P, W², 2)
+    weight = _wendland((pixels - centres[:, :, None, :]).norm(dim=-1) / radius)  # (B, P, W²)
+    valid = ((pixels >= 0) & (pixels <= size - 1)).all(dim=-1)
+    weight = weight * valid
+    index = pixels.clamp(0, size - 1).long()
+    flat = index[..., 1] * size + index[..., 0] + torch.arange(batch, device=field.device)[:, None, None] * size * size
+    delta = weight[..., None] * amplitude[:, :, None, :]  # (B, P, W², 2)
+    corrected = field.permute(0, 2, 3, 1).reshape(-1, 2).clone()  # (B·S·S, 2)
+    corrected.index_put_((flat.reshape(-1),), delta.reshape(-1, 2), accumulate=True)
+    return corrected.reshape(batch, size, size, 2).permute(0, 3, 1, 2)
 
 
 def warp_images(

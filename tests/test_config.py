@@ -67,3 +67,29 @@ def test_bad_json_raises_weights_error_naming_the_file(tmp_path: Path) -> None:
     path.write_text(json.dumps({"image_size": 256, "colour": "red"}), encoding="utf-8")
     with pytest.raises(WeightsError, match="colour"):
         ModelConfig.from_json(path)
+
+
+def test_config_without_warp_fields_loads_as_the_painting_generator(tmp_path: Path) -> None:
+    """A config.json written before warp guidance existed is the model it was."""
+    data = ModelConfig.preset("tiny").to_dict()
+    del data["warp_guided"], data["generator_skips"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    loaded = ModelConfig.from_json(path)
+    assert loaded.warp_guided is False and loaded.generator_skips is False
+
+
+def test_paper_preset_is_as_published_and_shipped_presets_are_warp_guided() -> None:
+    import torch
+
+    from talking_head.model import TalkingHeadModel
+
+    paper = ModelConfig.preset("paper")
+    assert not paper.warp_guided and not paper.generator_skips
+    assert ModelConfig.preset("cpu").warp_guided and ModelConfig.preset("paper-warp").warp_guided
+    with torch.device("meta"):
+        model = TalkingHeadModel(paper)
+    # The counts measured before warp guidance was added: unchanged.
+    counts = [sum(p.numel() for p in part.parameters()) for part in (model.embedder, model.generator, model.discriminator)]
+    assert counts == [14_381_633, 37_805_509, 19_101_762]
+    assert sum(p.numel() for p in model.generator.projection.parameters()) == 6_684_672

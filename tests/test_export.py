@@ -56,7 +56,7 @@ def test_export_round_trip(run_dir, tmp_path):
     with torch.no_grad():
         y = torch.zeros(1, 3, 64, 64)
         e = model.embedder(torch.zeros(1, 3, 64, 64), y)
-        assert model.generator(y, e).shape == (1, 3, 64, 64)
+        assert model.generator(y, e, warp=torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
     card = (folder / "README.md").read_text()
     for fact in (
         "tiny preset",

@@ -4,6 +4,7 @@ Examples::
 
     python -m talking_head train --data data/prepared/train --preset cpu --variant ft --out runs/cpu-ft
     python -m talking_head train --data data/prepared/train --out runs/cpu-ft --resume --steps 20000
+    python -m talking_head train --data data/prepared/train --preset cpu --init-from weights/ --out runs/cpu-ft2
     torchrun --nproc_per_node=8 -m talking_head train --data DATA --preset paper --out RUN
     torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --master_port=29500 --nproc_per_node=8 \\
         -m talking_head train --data DATA --preset paper --out RUN
@@ -59,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--variant", choices=VARIANTS, help=f"ft: with the match loss; ff: without (default {d.variant})"
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument(
+        "--init-from",
+        metavar="WEIGHTS",
+        help="warm-start a new run from an exported weights folder (same preset); W starts from each video's ê",
+    )
     parser.add_argument(
         "--val-data",
         metavar="DATA",
@@ -130,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model_config, train_config, loss_config = _configs(args)
+    if args.init_from and args.resume:
+        raise TalkingHeadError("--init-from starts a new run; leave it out with --resume")
     result = train(
         args.data,
         args.out,
@@ -139,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         val_dir=args.val_data,
         device=args.device,
+        init_from=args.init_from,
     )
     if result.stats:
         print(
