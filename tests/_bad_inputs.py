@@ -33,7 +33,7 @@ def write_uniform_png(path: Path, width: int, height: int, value: int = 128) -> 
     return path
 
 
-def write_track_npz(path: Path, frames: int = 10, fps: float = 25.0, **overrides: object) -> Path:
+def write_track_npz(path: Path, frames: int = 10, **overrides: object) -> Path:
     """A landmark-track .npz like LandmarkTrack.save writes, with any array replaced or removed (None)."""
     rng = np.random.default_rng(0)
     points = (100 + 20 * rng.standard_normal((frames, 68, 2))).astype(np.float32)
@@ -42,7 +42,7 @@ def write_track_npz(path: Path, frames: int = 10, fps: float = 25.0, **overrides
         "points": points,
         "boxes": np.tile(np.array([60, 60, 140, 140], dtype=np.float32), (frames, 1)),
         "found": np.ones(frames, dtype=bool),
-        "fps": np.float64(fps),
+        "fps": np.float64(25.0),
         "backend": np.array("dlib"),
         "frame_size": np.array([256, 256], dtype=np.int64),
         "long_gaps": np.zeros((0, 2), dtype=np.int64),
