@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from _bad_inputs import png_header_only, write_uniform_png
+from PIL import Image
 
 from talking_head.errors import ImageReadError, ImageTooLargeError, TalkingHeadError, UnsupportedFileError
 from talking_head.images import array_to_rgb, load_image

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from talking_head import video
 from talking_head.errors import (
     CorruptVideoError,
     EmptyVideoError,
@@ -20,7 +21,6 @@ from talking_head.errors import (
     VideoReadError,
     VideoWriteError,
 )
-from talking_head import video
 from talking_head.video import VideoReader, VideoWriter, ffmpeg_exe, probe_video, read_video_frames
 
 # ----------------------------------------------------------------------------
