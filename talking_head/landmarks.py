@@ -531,9 +531,11 @@ def _choose_automatically(device: str) -> str:
     try:
         _cached("fan", device)
     except WeightsError as error:
-        logger.info("Landmarks: using dlib (offline HOG + 68-point predictor); FAN unavailable: %s", error)
+        # One short line; why FAN did not load (and how to get it) is there with --verbose.
+        logger.info("landmarks: dlib (FAN weights not available)")
+        logger.debug("FAN unavailable: %s", error)
         return "dlib"
-    logger.info("Landmarks: using FAN (face-alignment, the paper's detector) on %s; weights loaded", device)
+    logger.info("landmarks: FAN on %s", device)
     return "fan"
 
 

@@ -353,3 +353,19 @@ def test_the_astronaut_as_a_jpeg_has_one_face(dlib_detector: DlibDetector, tmp_p
     path = tmp_path / "astronaut.jpg"
     Image.open(ASTRONAUT).convert("RGB").save(path, quality=85)
     assert dlib_detector.detect(load_image(path)).num_faces == 1
+
+
+def test_the_automatic_choice_is_one_short_info_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_fan(name: str, device: str | None):
+        if name == "fan":
+            raise WeightsError("Could not download the FAN weights from https://example.invalid (timed out). " * 3)
+        return "dlib-detector"
+
+    monkeypatch.setattr(landmarks, "_cached", no_fan)
+    with caplog.at_level(logging.DEBUG, logger="talking_head.landmarks"):
+        assert landmarks._choose_automatically("cpu") == "dlib"
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert infos == ["landmarks: dlib (FAN weights not available)"]
+    assert any("Could not download" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
