@@ -105,7 +105,8 @@ _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
 # AV_PKT_FLAG_DISCARD: the demuxer says "decode this packet but do not show it".
 _PACKET_FLAG_DISCARD = 0x4
 # What ffmpeg prints when a file ends before its data does (an interrupted upload or recording).
-_TRUNCATION_MARKERS = ("partial file", "moov atom not found", "reached eof", "End of file", "truncat")
+# ("moov atom not found" is not one: ffmpeg says it for any non-video it tries as MP4, e.g. a text file.)
+_TRUNCATION_MARKERS = ("partial file", "reached eof", "End of file", "truncat")
 # Top-level boxes of ISO base media files (MP4, MOV, 3GP): how their structure is walked.
 _ISO_TOP_LEVEL = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"meta", b"pnot", b"moof", b"mfra", b"sidx", b"styp"}
 # Container suffixes VideoWriter writes (H.264 in an ISO base media file with +faststart).
@@ -210,12 +211,12 @@ def _count_kept_packets(framecrc: bytes) -> int:
     return count
 
 
-def _iso_file_is_cut(path: Path) -> bool:
+def _iso_file_is_cut(path: Path) -> bool | None:
     """An MP4/MOV whose top-level boxes run past the end of the file, or that has no 'moov' box.
 
     Both mean the file stops early: the index ('moov') is written last by most
-    cameras, and a cut upload loses it or the end of the media data. Other
-    containers return False (ffmpeg's messages decide for them).
+    cameras, and a cut upload loses it or the end of the media data. None for
+    files that do not start like an ISO base media file (ffmpeg's messages decide for them).
     """
     size = path.stat().st_size
     offset, seen_moov = 0, False
@@ -225,7 +226,7 @@ def _iso_file_is_cut(path: Path) -> bool:
             header = file.read(16)
             box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
             if offset == 0 and kind not in _ISO_TOP_LEVEL:
-                return False  # not an ISO base media file
+                return None  # not an ISO base media file
             if box_size == 1 and len(header) >= 16:
                 box_size = int.from_bytes(header[8:16], "big")
             elif box_size == 0:
@@ -241,7 +242,10 @@ def _iso_file_is_cut(path: Path) -> bool:
 
 def _looks_truncated(path: Path, stderr: str) -> bool:
     """Whether ffmpeg's messages or the file's structure say that the file ends early."""
-    return any(marker in stderr for marker in _TRUNCATION_MARKERS) or _iso_file_is_cut(path)
+    cut = _iso_file_is_cut(path)
+    if cut is not None:
+        return cut or "partial file" in stderr
+    return any(marker in stderr for marker in _TRUNCATION_MARKERS)
 
 
 def _truncated_error(path: Path) -> TruncatedVideoError:

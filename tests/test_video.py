@@ -389,3 +389,11 @@ def test_audio_only_file_has_no_video_stream(tmp_path: Path) -> None:
     # An audio-only file is still a fine audio source for the writer.
     out = write_frames(tmp_path / "out.mp4", pattern_frames(5), audio_from=path)
     assert audio_stream_count(out) == 1
+
+
+def test_text_named_mp4_is_not_called_incomplete(tmp_path: Path) -> None:
+    path = tmp_path / "not_a_video.mp4"
+    path.write_text("this is text, not a video")  # ffmpeg says "moov atom not found" for it
+    with pytest.raises(CorruptVideoError) as caught:
+        probe_video(path)
+    assert not isinstance(caught.value, TruncatedVideoError) and "not a video" in str(caught.value)
