@@ -189,12 +189,13 @@ def animate(
     request = service.RenderRequest(
         photos=tuple(_as_paths(photos)),
         driving=str(driving),
-        steps=int(steps),
+        # Numbers go to the service as given: it refuses 2.5 steps or NaN seconds instead of rounding them.
+        steps=steps,
         mode=mode,
-        smoothing=float(smoothing),
-        max_seconds=float(max_seconds) if max_seconds else None,
+        smoothing=smoothing,
+        max_seconds=max_seconds or None,
         paste_back=bool(paste_back),
-        output_size=min(int(output_size), state.limits.max_output_size) if output_size else None,
+        output_size=output_size or None,
         watermark=bool(watermark),
     )
     progress(0.0, desc="Checking the inputs")

@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+from typing import NoReturn
 
 COMMANDS = {
     "landmarks": "Detect 68-point landmarks in a photo or a clip; write an overlay and tracks.",
@@ -33,8 +34,21 @@ def _available_commands() -> dict[str, str]:
     return found
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit 2), like every other user error of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (messages may be wrapped for the web page)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m talking_head", description=__doc__.splitlines()[0])
+    """Run one command; user errors print one line and return 2, never a traceback."""
+    parser = _Parser(prog="python -m talking_head", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = _available_commands()
@@ -55,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except TalkingHeadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -45,3 +45,15 @@ class CancelledError(TalkingHeadError):
 
 class VideoWriteError(TalkingHeadError):
     """A video file could not be written (missing folder, no permission, disk full, ffmpeg failed)."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image has more pixels than the limit (checked from its header, before decoding)."""
+
+
+class TruncatedVideoError(CorruptVideoError):
+    """The video file ends early (an interrupted upload, download or recording)."""
+
+
+class TrackFormatError(UnsupportedFileError):
+    """A file is not a valid landmark track (missing arrays, wrong shapes, non-finite points, bad fps)."""

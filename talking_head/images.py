@@ -8,12 +8,23 @@ numpy array and applies the same conversions to all of them:
   **white**: cut-out portraits usually have a transparent background, and the
   colour stored under fully transparent pixels is arbitrary (often black).
 - Grayscale, palette, CMYK, 16-bit and float images are converted to 8-bit RGB.
+
+Files are checked before they are decoded: the pixel count from the header
+must be within ``max_pixels`` (a 9 MB PNG can decode to gigabytes), and a file
+that fails to open is called *damaged* only when its first bytes are an image
+signature; anything else is *not an image*, whatever its name. With
+``max_side`` a large photo is shrunk right after decoding, in its own pixel
+format, so decoding one photo holds at most about ``4 · max_pixels`` bytes
+(plus a copy while shrinking). Messages name the file by its name, never by a
+folder path, and say what to do.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,7 +32,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from talking_head.errors import ImageReadError, UnsupportedFileError
+from talking_head.errors import ImageReadError, ImageTooLargeError, UnsupportedFileError
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Image.Image | np.ndarray
 
@@ -31,8 +42,42 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", 
 
 _WHITE = 255.0
 
+# Largest image decoded by default: 40 megapixels (e.g. 7744 × 5164) covers the
+# photos of most cameras and phones; one decoded frame is then at most 160 MB (RGBA).
+DEFAULT_MAX_PIXELS = 40_000_000
 
-def load_image(source: ImageSource, max_side: int | None = None) -> np.ndarray:
+# First bytes of the image formats Pillow reads here: a file that starts like
+# this but cannot be opened is damaged; any other file is not an image at all.
+_IMAGE_SIGNATURES = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",  # TIFF, little-endian
+    b"MM\x00*",  # TIFF, big-endian
+)
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"mif1", b"msf1", b"avif")
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Pillow modes Image.reduce accepts (it refuses palette and bilevel images).
+_REDUCIBLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "I", "F", "I;16"})
+
+
+def load_image(
+    source: ImageSource,
+    max_side: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    name: str | None = None,
+) -> np.ndarray:
     """Load an image as RGB ``uint8`` of shape ``(H, W, 3)``.
 
     Args:
@@ -41,9 +86,13 @@ def load_image(source: ImageSource, max_side: int | None = None) -> np.ndarray:
             ``(H, W, 4)`` RGBA; ``uint8``, ``uint16``, bool, or float in ``[0, 1]``).
         max_side: when given, downscale (never upscale) so that the longer side
             is at most this many pixels, keeping the aspect ratio.
+        max_pixels: files whose header states more pixels than this are
+            refused before decoding (``None``: no limit of our own).
+        name: how messages name the input (default: the file's name).
 
     Raises:
-        UnsupportedFileError: the data is not an image (e.g. a text file).
+        UnsupportedFileError: the data is not an image (e.g. a text file, whatever its name).
+        ImageTooLargeError: the image has more than ``max_pixels`` pixels.
         ImageReadError: the file is missing, truncated or corrupt.
     """
     if max_side is not None and max_side < 1:
@@ -53,7 +102,7 @@ def load_image(source: ImageSource, max_side: int | None = None) -> np.ndarray:
     elif isinstance(source, Image.Image):
         rgb = _pil_to_rgb(ImageOps.exif_transpose(source))
     else:
-        rgb = _decode(source, max_side)
+        rgb = _decode(source, max_side, max_pixels, name or _describe(source))
     return _limit_size(rgb, max_side)
 
 
@@ -103,23 +152,64 @@ def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
-def _decode(source: ImageSource, max_side: int | None) -> np.ndarray:
-    """Open and decode a path / bytes / file object with Pillow."""
-    name = _describe(source)
+def _decode(source: ImageSource, max_side: int | None, max_pixels: int | None, name: str) -> np.ndarray:
+    """Open a path / bytes / file object with Pillow, check its size, decode, shrink early."""
     try:
         with _open(source, name) as image:
+            check_pixel_count(image.size, max_pixels, name)
+            orientation = image.getexif().get(_EXIF_ORIENTATION)
             if max_side is not None and image.format == "JPEG":
                 # JPEG can decode at 1/2, 1/4, 1/8 scale: much faster for big photos.
                 image.draft("RGB", (max_side, max_side))
             image.load()
-            return _pil_to_rgb(ImageOps.exif_transpose(image))
+            small = _reduce(image, max_side)
+            transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+            if transpose is not None:
+                small = small.transpose(transpose)
+            return _pil_to_rgb(small)
     except Image.DecompressionBombError as error:
-        raise ImageReadError(f"{name} is too large to open safely ({error}). Use a smaller image.") from error
+        raise _too_large(name, _pixels_in_message(str(error)), max_pixels or Image.MAX_IMAGE_PIXELS) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageReadError(
-            f"Could not decode {name}: the file seems truncated or corrupt ({error}). "
-            "Please re-save or re-export the image and try again."
+            f"{name} cannot be read: the image data is damaged or incomplete (for example a cut-off "
+            "upload). Re-save or re-export the image and try again."
         ) from error
+
+
+def check_pixel_count(size: tuple[int, int], max_pixels: int | None, name: str) -> None:
+    """Raise ``ImageTooLargeError`` when ``size`` ``(W, H)`` has more than ``max_pixels`` pixels."""
+    width, height = size
+    if max_pixels is not None and width * height > max_pixels:
+        raise _too_large(name, width * height, max_pixels, size)
+
+
+def _too_large(
+    name: str, pixels: int | None, max_pixels: int, size: tuple[int, int] | None = None
+) -> ImageTooLargeError:
+    stated = f"{size[0]}×{size[1]} pixels ({pixels / 1e6:.0f} megapixels)" if size else (
+        f"{pixels / 1e6:.0f} megapixels" if pixels else "too many pixels"
+    )
+    side = int((max_pixels * 0.75) ** 0.5)  # a 4:3 photo within the limit
+    return ImageTooLargeError(
+        f"{name} is {stated}; the limit is {max_pixels / 1e6:g} megapixels. "
+        f"Use a smaller image (for example resized to {round(side / 0.75)}×{side} pixels or less)."
+    )
+
+
+def _pixels_in_message(text: str) -> int | None:
+    match = re.search(r"\((\d+) pixels\)", text)
+    return int(match.group(1)) if match else None
+
+
+def _reduce(image: Image.Image, max_side: int | None) -> Image.Image:
+    """Shrink by a whole factor in the image's own mode, so that no big converted copy is made."""
+    longer = max(image.size)
+    if max_side is None or longer < 2 * max_side or image.mode not in _REDUCIBLE_MODES:
+        return image
+    try:
+        return image.reduce(longer // max_side)  # still >= max_side: _limit_size makes the exact size
+    except ValueError:  # a mode this Pillow cannot reduce: shrink after conversion instead
+        return image
 
 
 def _open(source: ImageSource, name: str) -> Image.Image:
@@ -127,31 +217,56 @@ def _open(source: ImageSource, name: str) -> Image.Image:
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(bytes(source))
     try:
-        return Image.open(source)
+        with warnings.catch_warnings():
+            # The pixel count is checked by check_pixel_count, with a message of our own.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(source)
     except FileNotFoundError as error:
         raise ImageReadError(f"Image file not found: {name}. Check the path and try again.") from error
     except IsADirectoryError as error:
         raise ImageReadError(f"{name} is a folder, not an image file. Pass an image file.") from error
     except UnidentifiedImageError as error:
-        suffix = Path(name).suffix.lower()
-        if suffix in IMAGE_EXTENSIONS:
-            # Named like an image but not decodable: damaged rather than the wrong kind of file.
+        head = _head(source)
+        if _is_heif(head):
+            raise UnsupportedFileError(
+                f"{name} is a HEIC/AVIF photo, which cannot be read here. "
+                f"Convert it to JPEG or PNG (or upload a {ACCEPTED_IMAGE_TYPES} image)."
+            ) from error
+        if head.startswith(_IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+            # Starts like an image but does not open: damaged rather than the wrong kind of file.
             raise ImageReadError(
-                f"Could not read {name}: it is named like an image but its data is corrupt. "
-                "Please re-save or re-export the image and try again."
+                f"{name} cannot be read: it starts like an image but its data is damaged or incomplete. "
+                "Re-save or re-export the image and try again."
             ) from error
         raise UnsupportedFileError(
-            f"{name} is not an image file. Please upload a {ACCEPTED_IMAGE_TYPES} image."
+            f"{name} is not an image (its content is not a picture, whatever its name). "
+            f"Please upload a {ACCEPTED_IMAGE_TYPES} image."
         ) from error
 
 
+def _head(source: ImageSource, count: int = 16) -> bytes:
+    """The first bytes of a path or file object (empty when they cannot be read)."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as file:
+                return file.read(count)
+        source.seek(0)
+        return source.read(count)
+    except (OSError, AttributeError, ValueError):
+        return b""
+
+
+def _is_heif(head: bytes) -> bool:
+    return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+
+
 def _describe(source: ImageSource) -> str:
-    """A short name for error messages: the file name when there is one."""
+    """A short name for error messages: the file's name (never its folder) when there is one."""
     if isinstance(source, (str, os.PathLike)):
-        return str(source)
+        return Path(source).name or str(source)
     file_name = getattr(source, "name", None)
     if isinstance(file_name, str):
-        return file_name
+        return Path(file_name).name or file_name
     return "the uploaded data"
 
 

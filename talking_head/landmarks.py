@@ -161,6 +161,42 @@ def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale
 
 
+# Which detections count as faces (select_faces). dlib's HOG detector reports
+# weak false detections with margins a tenth of the real face's (e.g. on the
+# astronaut's suit in a JPEG: 0.12 next to the face's 1.16), while two real
+# faces in one photo score within a factor of ~2 of each other. Faces much
+# smaller than the largest (posters, passers-by far behind) are not counted.
+DLIB_MIN_RELATIVE_SCORE = 0.5  # a dlib detection below this fraction of the strongest margin is dropped
+FAN_MIN_SCORE = 0.8  # an S3FD detection below this probability is dropped (unless it is the only one)
+MIN_RELATIVE_FACE_SIZE = 0.4  # a face whose box side is below this fraction of the largest is not counted
+
+
+def select_faces(
+    boxes: np.ndarray,
+    min_score: float = -math.inf,
+    min_relative_score: float = 0.0,
+    min_relative_size: float = MIN_RELATIVE_FACE_SIZE,
+) -> np.ndarray:
+    """The detections ``(K, 5)`` (x0, y0, x1, y1, score) that count as faces.
+
+    A detection stays when its score is at least ``min_score`` and at least
+    ``min_relative_score`` times the strongest score, and its box side is at
+    least ``min_relative_size`` times the largest remaining one. The strongest
+    detection always stays, so a lone weak face is still found.
+    """
+    if len(boxes) <= 1:
+        return boxes
+    scores = boxes[:, 4]
+    best = float(scores.max())
+    keep = scores >= min_score
+    if best > 0:
+        keep &= scores >= min_relative_score * best
+    keep[int(np.argmax(scores))] = True
+    kept = boxes[keep]
+    sides = np.sqrt(np.clip((kept[:, 2] - kept[:, 0]) * (kept[:, 3] - kept[:, 1]), 0, None))
+    return kept[sides >= min_relative_size * sides.max()]
+
+
 def _largest(boxes: np.ndarray) -> int:
     """Index of the box with the largest area; boxes (K, 4+)."""
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
@@ -229,6 +265,7 @@ class DlibDetector:
         hint = _check_hint(box_hint)
         with self._lock:
             boxes = self._search_full(rgb) if hint is None else self._search_near(rgb, hint)
+            boxes = select_faces(boxes, min_relative_score=DLIB_MIN_RELATIVE_SCORE)
             if len(boxes) == 0:
                 raise NoFaceError(NO_FACE_MESSAGE)
             best = boxes[_largest(boxes)]
@@ -361,7 +398,7 @@ class FanDetector:
         hint = _check_hint(box_hint)
         with self._lock:
             if hint is None:
-                boxes = self._search_full(rgb)
+                boxes = select_faces(self._search_full(rgb), min_score=FAN_MIN_SCORE)
                 if len(boxes) == 0:
                     raise NoFaceError(NO_FACE_MESSAGE)
                 box = boxes[_largest(boxes)]
@@ -494,9 +531,11 @@ def _choose_automatically(device: str) -> str:
     try:
         _cached("fan", device)
     except WeightsError as error:
-        logger.info("Landmarks: using dlib (offline HOG + 68-point predictor); FAN unavailable: %s", error)
+        # One short line; why FAN did not load (and how to get it) is there with --verbose.
+        logger.info("landmarks: dlib (FAN weights not available)")
+        logger.debug("FAN unavailable: %s", error)
         return "dlib"
-    logger.info("Landmarks: using FAN (face-alignment, the paper's detector) on %s; weights loaded", device)
+    logger.info("landmarks: FAN on %s", device)
     return "fan"
 
 

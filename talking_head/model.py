@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_tensors
 from torch import nn
 
 from talking_head.config import ModelConfig
@@ -73,7 +74,10 @@ class TalkingHeadModel(nn.Module):
         }
         for part, state in states.items():
             tensors = {_strip_wrappers(k): _for_storage(v, dtype) for k, v in state.items()}
-            save_file(tensors, str(directory / WEIGHT_FILES[part]), metadata={"format": "pt", "part": part})
+            # Written with open(), not safetensors' save_file (which creates files with mode 0600),
+            # so exported weights get the usual umask mode (world-readable: they are meant to be shared).
+            data = save_tensors(tensors, metadata={"format": "pt", "part": part})
+            (directory / WEIGHT_FILES[part]).write_bytes(data)
         return directory
 
     @classmethod

@@ -251,9 +251,14 @@ def track_clip(
     detector: LandmarkDetector,
     max_seconds: float | None = None,
     progress: OverlayProgress | None = None,
+    max_fps: float | None = None,
 ) -> LandmarkTrack:
-    """Landmark track of a clip, streamed from disk (first ``max_seconds`` only, when given)."""
-    with VideoReader(path, max_seconds=max_seconds) as reader:
+    """Landmark track of a clip, streamed from disk (first ``max_seconds`` only, when given).
+
+    ``max_fps``: a faster clip is tracked on its frames nearest to that rate
+    (``VideoReader(max_fps=...)``), and the track has that fps.
+    """
+    with VideoReader(path, max_seconds=max_seconds, max_fps=max_fps) as reader:
         total = reader.info.num_frames
         report = None if progress is None else (lambda done: progress("landmarks", done, total))
         return track_landmarks(reader, detector, reader.info.fps, progress=report)

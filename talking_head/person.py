@@ -162,6 +162,12 @@ class _Shot:
     points: np.ndarray  # crop pixels (68, 2)
 
 
+def face_position(box: np.ndarray, width: int) -> str:
+    """Where a face box sits across a photo ``width`` pixels wide: "on the left", "in the middle", "on the right"."""
+    center = (float(box[0]) + float(box[2])) / 2 / max(1, width)
+    return "on the left" if center < 1 / 3 else "on the right" if center > 2 / 3 else "in the middle"
+
+
 def analyze_photo(
     photo: ImageSource, name: str, detector: LandmarkDetector, image_size: int
 ) -> tuple[PhotoReport, _Shot | None]:
@@ -190,8 +196,9 @@ def analyze_photo(
     blur = blur_score(image, box)
     reason = _unusable_reason(box_size, yaw, blur)
     usable = not reason
-    if usable and face.num_faces > 1:
-        reason = f"{face.num_faces} faces found; the largest one is used"  # a remark, still usable
+    if usable and face.num_faces > 1:  # a remark, still usable
+        where = face_position(face.box, image.shape[1])
+        reason = f"{face.num_faces} faces found; the largest one ({where}) is used"
     report = PhotoReport(name, True, int(face.num_faces), box_size, yaw, blur, usable, reason)
     return report, _Shot(image, box, crop, points)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import tempfile
 import time
@@ -39,12 +40,13 @@ from talking_head.errors import NoFaceError, TalkingHeadError, UnsupportedFileEr
 from talking_head.finetune import FinetuneConfig, finetune_person
 from talking_head.framing import (
     crop_box_from_landmarks,
+    crop_image,
     paste_back,
     points_from_crop,
     points_to_crop,
     smooth_crop_boxes,
 )
-from talking_head.images import ACCEPTED_IMAGE_TYPES, load_image
+from talking_head.images import load_image
 from talking_head.landmarks import LandmarkDetector
 from talking_head.model import TalkingHeadModel
 from talking_head.overlay import draw_landmarks, media_kind, track_clip
@@ -61,8 +63,8 @@ from talking_head.pipeline import (
     overlay_panels,
 )
 from talking_head.raster import rasterize_landmarks
-from talking_head.tracking import LandmarkTrack
-from talking_head.video import VideoWriter, probe_video
+from talking_head.tracking import LandmarkTrack, check_driving_track
+from talking_head.video import VideoReader, VideoWriter, probe_video
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -126,6 +128,8 @@ LIMIT_ENV = {
     "max_upload_mb": "TALKING_HEAD_MAX_UPLOAD_MB",
     "max_photos": "TALKING_HEAD_MAX_PHOTOS",
     "max_driving_seconds": "TALKING_HEAD_MAX_SECONDS",
+    "max_fps": "TALKING_HEAD_MAX_FPS",
+    "max_image_megapixels": "TALKING_HEAD_MAX_IMAGE_MEGAPIXELS",
     "max_image_side": "TALKING_HEAD_MAX_IMAGE_SIDE",
     "max_steps": "TALKING_HEAD_MAX_STEPS",
     "default_steps": "TALKING_HEAD_DEFAULT_STEPS",
@@ -154,11 +158,21 @@ def _env_number(
 
 @dataclass(frozen=True)
 class AppLimits:
-    """Limits that keep one request within the memory and time of a shared machine."""
+    """Limits that keep one request within the memory and time of a shared machine.
+
+    They count work, not file sizes or seconds alone: a driving motion is
+    resampled to at most ``max_fps`` before anything is tracked or rendered,
+    so no request renders more than :attr:`max_frames` frames, whatever the
+    clip's or track's frame rate; a photo's pixel count is checked from its
+    header before it is decoded, so decoding one photo holds at most about
+    :attr:`photo_decode_bytes` (``scripts/bench_app_memory.py`` measures it).
+    """
 
     max_upload_mb: float = 25.0  # largest uploaded file, MB (photos and driving clips)
     max_photos: int = 8  # photos per request (the paper's K = 8 shots)
     max_driving_seconds: float = 10.0  # longer driving clips are trimmed to this, with a notice
+    max_fps: float = 30.0  # faster driving motions are resampled to this frame rate (nearest frames)
+    max_image_megapixels: float = 40.0  # photos with more pixels are refused before decoding
     max_image_side: int = 1024  # photos are downscaled to this longer side before detection
     max_steps: int = 100  # largest number of fine-tuning steps
     default_steps: int | None = None  # the steps slider's start value; None: chosen by device (initial_steps)
@@ -192,6 +206,21 @@ class AppLimits:
         if steps is None:
             steps = GPU_DEFAULT_STEPS if torch.device(device).type == "cuda" else CPU_DEFAULT_STEPS
         return min(steps, self.max_steps)
+
+    @property
+    def max_frames(self) -> int:
+        """Most frames one request tracks and renders: ``max_driving_seconds · max_fps``."""
+        return max(1, math.ceil(self.max_driving_seconds * self.max_fps - 1e-9))
+
+    @property
+    def max_image_pixels(self) -> int:
+        """``max_image_megapixels`` in pixels."""
+        return int(self.max_image_megapixels * 1_000_000)
+
+    @property
+    def photo_decode_bytes(self) -> int:
+        """Memory budget of decoding one photo: RGBA at the pixel limit, plus one copy while shrinking."""
+        return 2 * 4 * self.max_image_pixels
 
     @property
     def max_upload_bytes(self) -> int:
@@ -282,20 +311,15 @@ def check_upload(path: str | os.PathLike | None, what: str, limits: AppLimits) -
 def load_photo(path: str | os.PathLike, what: str, limits: AppLimits) -> np.ndarray:
     """Read one uploaded photo as RGB uint8, downscaled to ``limits.max_image_side``.
 
-    Raises ``UnsupportedFileError`` / ``ImageReadError`` whose message names the photo.
+    Its pixel count is checked from the header first (``limits.max_image_megapixels``).
+    Raises, with a message naming the photo as the user named it:
+    ``UnsupportedFileError`` (not an image, whatever its name), ``ImageTooLargeError``
+    (too many pixels; names the limit), ``ImageReadError`` (damaged or incomplete).
     """
     path = check_upload(path, what, limits)
-    try:
-        return load_image(path, max_side=limits.max_image_side)
-    except UnsupportedFileError as error:
-        raise UnsupportedFileError(
-            f"{what} ('{path.name}') is not an image. Upload a photo ({ACCEPTED_IMAGE_TYPES})."
-        ) from error
-    except TalkingHeadError as error:
-        raise type(error)(
-            f"{what} ('{path.name}') cannot be read: the file is damaged or incomplete. "
-            "Upload it again or use another photo."
-        ) from error
+    return load_image(
+        path, max_side=limits.max_image_side, max_pixels=limits.max_image_pixels, name=f"{what} ('{path.name}')"
+    )
 
 
 def _photo_label(index: int) -> str:
@@ -461,9 +485,10 @@ class _StageProgress:
 
 
 def _check_driving_track(track: LandmarkTrack, label: str) -> None:
-    """Refuse a driving track whose face is missing in most frames."""
+    """Refuse a driving track that has no frames or frame rate, or whose face is missing in most frames."""
     if len(track) == 0:
         raise UnsupportedFileError(f"the {label} has no frames; use a clip of at least one second")
+    check_driving_track(track, f"the {label}")
     if track.face_fraction < MIN_DRIVING_FACE_FRACTION:
         raise NoFaceError(
             f"no face was found in most frames of the {label} (found in {100 * track.face_fraction:.0f}% of "
@@ -478,18 +503,23 @@ def _seconds_to_use(request: RenderRequest, limits: AppLimits) -> float:
     return min(float(wanted), limits.max_driving_seconds)
 
 
-def _load_driving_track(path: Path, seconds: float, notices: list[str]) -> LandmarkTrack:
-    """A saved motion, cut to ``seconds`` (with a notice when it is longer)."""
-    track = LandmarkTrack.load(path)
-    duration = len(track) / track.fps if track.fps > 0 else 0.0
+def _load_driving_track(path: Path, seconds: float, limits: AppLimits, notices: list[str]) -> LandmarkTrack:
+    """A saved motion, checked, cut to ``seconds`` and resampled to ``limits.max_fps`` (with notices)."""
+    label = f"the driving motion ('{path.name}')"
+    track = LandmarkTrack.load(path, name=label)
+    check_driving_track(track, label)
+    duration = len(track) / track.fps
     if duration > seconds + 1e-6:
         notices.append(f"the driving motion is {duration:.1f} s long; the first {seconds:g} s were used")
-        track = track.head(round(seconds * track.fps))
-    return track
+        track = track.head(math.ceil(seconds * track.fps - 1e-6))
+    if track.fps > limits.max_fps:
+        notices.append(f"the driving motion is at {track.fps:g} fps; it was resampled to {limits.max_fps:g} fps")
+        track = track.resample(limits.max_fps)
+    return track.head(limits.max_frames)
 
 
-def _probe_driving_clip(path: Path, seconds: float, notices: list[str]) -> tuple[int, bool]:
-    """Frames that will be used from a driving clip and whether it has audio (a notice when it is trimmed)."""
+def _probe_driving_clip(path: Path, seconds: float, limits: AppLimits, notices: list[str]) -> tuple[int, bool]:
+    """Frames that will be tracked from a driving clip and whether it has audio (notices when trimmed or resampled)."""
     if media_kind(path) != "clip":
         raise UnsupportedFileError(
             f"the driving clip ('{path.name}') is a photo; use a video clip (MP4, MOV, WebM, ...) or a motion (.npz)"
@@ -499,18 +529,57 @@ def _probe_driving_clip(path: Path, seconds: float, notices: list[str]) -> tuple
         notices.append(
             f"the driving clip is {info.duration:.1f} s long; only the first {seconds:g} s were used"
         )
-        return probe_video(path, max_seconds=seconds).num_frames, info.has_audio
-    return info.num_frames, info.has_audio
+    if info.fps > limits.max_fps:
+        notices.append(f"the driving clip is at {info.fps:g} fps; it was resampled to {limits.max_fps:g} fps")
+    with VideoReader(path, max_seconds=seconds, max_fps=limits.max_fps) as reader:
+        return min(reader.info.num_frames, limits.max_frames), info.has_audio
 
 
-def _check_request(request: RenderRequest, limits: AppLimits) -> None:
+def _finite_number(value: object) -> float | None:
+    """``value`` as a finite float, or None when it is not a number (bool, text, NaN, infinity)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _check_request(request: RenderRequest, limits: AppLimits) -> RenderRequest:
+    """Check every setting (before any work); the request with whole-number steps."""
     _check_photo_count(request.photos, limits)
     if request.mode not in MODES:
         raise TalkingHeadError(f"unknown motion mode {request.mode!r}; use 'relative' or 'absolute'")
-    if not 0 <= request.steps <= limits.max_steps:
+    steps = _finite_number(request.steps)
+    if steps is None or not steps.is_integer():
+        raise TalkingHeadError(
+            f"fine-tuning steps must be a whole number between 0 and {limits.max_steps}, got {request.steps!r}"
+        )
+    if not 0 <= steps <= limits.max_steps:
         raise TalkingHeadError(
             f"fine-tuning steps must be between 0 and {limits.max_steps}, got {request.steps}"
         )
+    smoothing = _finite_number(request.smoothing)
+    if smoothing is None or smoothing < 0:
+        raise TalkingHeadError(f"smoothing must be a number of frames ≥ 0 (0 = off), got {request.smoothing!r}")
+    if request.max_seconds is not None:
+        seconds = _finite_number(request.max_seconds)
+        if seconds is None or seconds <= 0:
+            raise TalkingHeadError(
+                f"seconds of the driving motion must be a number above 0 (at most {limits.max_driving_seconds:g}), "
+                f"got {request.max_seconds!r}"
+            )
+    output_size = None
+    if request.output_size is not None:
+        size = _finite_number(request.output_size)
+        if size is None or not size.is_integer() or not 16 <= size <= limits.max_output_size:
+            raise TalkingHeadError(
+                f"the output size must be a whole number of pixels up to {limits.max_output_size}, "
+                f"got {request.output_size!r}"
+            )
+        output_size = int(size)
+    return dataclasses.replace(request, steps=int(steps), smoothing=float(smoothing), output_size=output_size)
 
 
 def prepare_job(
@@ -528,29 +597,33 @@ def prepare_job(
     decoded, a clip with no face in most frames.
     """
     start = time.perf_counter()
-    _check_request(request, limits)
-    names = [f"{_photo_label(i)} ({Path(p).name})" for i, p in enumerate(request.photos)]
-    photos = [load_photo(path, _photo_label(i), limits) for i, path in enumerate(request.photos)]
+    request = _check_request(request, limits)
+    # The cheap checks of the driving file come first: a broken track or clip is refused at once.
     driving = check_upload(request.driving, "the driving clip", limits)
     seconds = _seconds_to_use(request, limits)
     notices: list[str] = []
     if driving.suffix.lower() == TRACK_SUFFIX:
-        track = _load_driving_track(driving, seconds, notices)
+        track = _load_driving_track(driving, seconds, limits, notices)
         _check_driving_track(track, "driving motion")
+    else:
+        frames, has_audio = _probe_driving_clip(driving, seconds, limits, notices)
+    names = [f"{_photo_label(i)} ({Path(p).name})" for i, p in enumerate(request.photos)]
+    photos = [load_photo(path, _photo_label(i), limits) for i, path in enumerate(request.photos)]
+    if driving.suffix.lower() == TRACK_SUFFIX:
         weights = _stage_weights(0, request.steps, len(track))
         video, has_audio = None, False
     else:
-        frames, has_audio = _probe_driving_clip(driving, seconds, notices)
         weights = _stage_weights(frames, request.steps, frames)
         stages = _StageProgress(weights, progress)
         track = track_clip(
             driving,
             detector,
             max_seconds=seconds,
+            max_fps=limits.max_fps,
             progress=lambda _stage, done, _total: stages(
                 "landmarks", done, frames, f"Driving landmarks: frame {done}/{frames}"
             ),
-        )
+        ).head(limits.max_frames)
         _check_driving_track(track, "driving clip")
         video = driving
     motion = load_driving(track, image_size, smoothing=request.smoothing)
@@ -620,11 +693,11 @@ def _write_videos(
         video, motion.fps, audio_from=audio, audio_max_seconds=motion.max_seconds, metadata=SYNTHETIC_METADATA
     ) as out:
         overlay_out = VideoWriter(overlay, motion.fps, metadata=SYNTHETIC_METADATA) if overlay else None
+        crops = _driving_crops(motion) if overlay_out is not None else None
         try:
-            frames = animate_person(
-                model, person, motion, mode=request.mode, with_driving_frames=overlay is not None
-            )
-            for frame in frames:
+            for frame in animate_person(model, person, motion, mode=request.mode):
+                if crops is not None:
+                    frame = dataclasses.replace(frame, driving_crop=next(crops))
                 result = frame.result
                 if request.paste_back:
                     result = paste_back(person.source_image, result, person.source_box)
@@ -638,8 +711,25 @@ def _write_videos(
             if overlay_out is not None:
                 overlay_out.abort()
             raise
+        finally:
+            if crops is not None:
+                crops.close()
         if overlay_out is not None:
             overlay_out.close()
+
+
+def _driving_crops(motion: DrivingMotion) -> Iterator[np.ndarray | None]:
+    """The driving frames the motion was tracked on, cropped by its boxes; ``None`` for a track.
+
+    Read at the motion's frame rate (``VideoReader(max_fps=motion.fps)``), so a
+    clip resampled to the limits' frame rate gives the same frames it was tracked on.
+    """
+    if motion.video is not None:
+        with VideoReader(motion.video, max_seconds=motion.max_seconds, max_fps=motion.fps) as reader:
+            for frame, box in zip(reader, motion.boxes):
+                yield crop_image(frame, box, motion.image_size)
+    while True:  # a track, or a clip that decodes fewer frames the second time
+        yield None
 
 
 def _finetune(
@@ -688,6 +778,7 @@ def run_job(
     timings["rendering"] = time.perf_counter() - start
 
     notices = list(job.notices) + [f"{r.name} skipped: {r.reason}" for r in person.reports if not r.usable]
+    notices += [f"{r.name}: {r.reason}" for r in person.reports if r.usable and r.num_faces > 1]
     outcome = RenderOutcome(
         video=video,
         overlay=overlay,
@@ -755,12 +846,13 @@ def motion_preview(path: str | os.PathLike, limits: AppLimits, output_dir: Path 
     shipped = path.with_suffix(".mp4")
     if shipped.is_file():
         return shipped
-    track = LandmarkTrack.load(path)
-    if len(track) == 0:
-        raise UnsupportedFileError(f"the driving motion ('{path.name}') has no frames; use another motion")
+    label = f"the driving motion ('{path.name}')"
+    track = LandmarkTrack.load(path, name=label)
+    check_driving_track(track, label)
     seconds = limits.max_driving_seconds
-    if track.fps > 0 and len(track) > seconds * track.fps:
-        track = track.head(round(seconds * track.fps))
+    if len(track) > seconds * track.fps:
+        track = track.head(math.ceil(seconds * track.fps - 1e-6))
+    track = track.resample(limits.max_fps).head(limits.max_frames)
     return write_motion_preview(track, new_output_path("motion", folder=output_dir))
 
 

@@ -21,16 +21,20 @@ for frames where the detector actually found the face.
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from talking_head.errors import EmptyVideoError, NoFaceError, UnsupportedFileError
+from talking_head.errors import EmptyVideoError, NoFaceError, TrackFormatError
 from talking_head.landmarks import NUM_LANDMARKS, FaceLandmarks, LandmarkDetector
+from talking_head.motion import frame_rate_indices
 
 TRACK_FORMAT_VERSION = 1
 DEFAULT_MAX_GAP_SECONDS = 0.5  # default max_gap: half a second of frames
@@ -111,27 +115,170 @@ class LandmarkTrack:
                 long_gaps=gaps,
             )
 
+    def resample(self, max_fps: float) -> LandmarkTrack:
+        """The track at no more than ``max_fps`` (nearest frames, same duration); itself when slower."""
+        indices, fps = frame_rate_indices(len(self), self.fps, max_fps)
+        if fps == self.fps:
+            return self
+        usable = self.usable[indices]
+        return LandmarkTrack(
+            self.points[indices],
+            self.boxes[indices],
+            self.found[indices],
+            fps,
+            self.backend,
+            self.frame_size,
+            [(int(start), int(end)) for start, end in _runs(~usable)],
+        )
+
     @classmethod
-    def load(cls, path: str | os.PathLike) -> LandmarkTrack:
-        """Read a track written by ``save``. Raises ``UnsupportedFileError`` for other files."""
+    def load(cls, path: str | os.PathLike, name: str | None = None) -> LandmarkTrack:
+        """Read a track written by ``save``, checking every array.
+
+        ``name`` is how messages call the file (default: its file name, never
+        its folder). Raises ``TrackFormatError`` (an ``UnsupportedFileError``)
+        saying what is wrong: not an .npz archive, damaged, pickled objects,
+        missing arrays, wrong shapes, non-finite points, a bad frame rate.
+        """
+        label = name or Path(path).name
         try:
-            with np.load(path, allow_pickle=False) as data:
-                return cls(
-                    points=data["points"],
-                    boxes=data["boxes"],
-                    found=data["found"],
-                    fps=float(data["fps"]),
-                    backend=str(data["backend"]),
-                    frame_size=tuple(data["frame_size"].tolist()),
-                    long_gaps=[tuple(gap) for gap in data["long_gaps"].tolist()],
-                )
+            arrays = _read_npz(Path(path))
         except FileNotFoundError as error:
-            raise UnsupportedFileError(f"Landmark track file not found: {path}. Check the path.") from error
-        except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-            raise UnsupportedFileError(
-                f"{path} is not a landmark track (.npz written by LandmarkTrack.save): {error}. "
-                "Re-run landmark extraction (python -m talking_head landmarks) to make one."
-            ) from error
+            raise TrackFormatError(f"Landmark track file not found: {label}. Check the path.") from error
+        except _TrackProblem as problem:
+            raise _not_a_track(label, str(problem)) from None
+        try:
+            return _track_from_arrays(arrays)
+        except _TrackProblem as problem:
+            raise _not_a_track(label, str(problem)) from None
+
+
+class _TrackProblem(Exception):
+    """What is wrong with a track file, in words for the user (internal)."""
+
+
+TRACK_HINT = "Make one from a clip with `python -m talking_head landmarks CLIP --save TRACK.npz`."
+REQUIRED_ARRAYS = ("points", "fps")
+MAX_TRACK_FPS = 1000.0  # a larger frame rate is no real motion: the file is broken
+MAX_TRACK_ARRAY_BYTES = 64 * 2**20  # ~120 000 frames of points (over an hour at 25 fps)
+
+
+def _not_a_track(label: str, problem: str) -> TrackFormatError:
+    return TrackFormatError(f"{label} is not a landmark track: {problem}. {TRACK_HINT}")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz archive; ``_TrackProblem`` for other files, damage or pickled objects.
+
+    Each array's header is read before its data, so an array that would
+    decompress to more than :data:`MAX_TRACK_ARRAY_BYTES` is refused unread.
+    """
+    with open(path, "rb") as file:
+        if file.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+            raise _TrackProblem("it is not an .npz archive (a landmark track is a NumPy .npz file)")
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if member.filename.endswith(".npy"):
+                    arrays[member.filename[: -len(".npy")]] = _read_member(archive, member)
+    except _TrackProblem:
+        raise
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError):
+        raise _TrackProblem("the archive is damaged or incomplete") from None
+    return arrays
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> np.ndarray:
+    name = member.filename[: -len(".npy")]
+    with archive.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _fortran, dtype = read_header(stream)
+    if dtype.hasobject:
+        raise _TrackProblem(f"its '{name}' array holds Python objects (pickled data), which are never loaded")
+    if math.prod(shape) * dtype.itemsize > MAX_TRACK_ARRAY_BYTES:
+        raise _TrackProblem(
+            f"its '{name}' array of shape {shape} is larger than {MAX_TRACK_ARRAY_BYTES // 2**20} MB"
+        )
+    with archive.open(member) as stream:
+        return np.lib.format.read_array(stream, allow_pickle=False)
+
+
+def _scalar(arrays: dict[str, np.ndarray], key: str, kind: type) -> Any:
+    value = arrays[key]
+    if value.size != 1:
+        raise _TrackProblem(f"'{key}' should be one value, not an array of shape {value.shape}")
+    try:
+        return kind(value.reshape(()).item())
+    except (TypeError, ValueError):
+        raise _TrackProblem(f"'{key}' should be a {kind.__name__}, not {value.dtype}") from None
+
+
+def _track_from_arrays(arrays: dict[str, np.ndarray]) -> LandmarkTrack:
+    """Check the arrays of a track file and build the track; ``_TrackProblem`` naming what is wrong."""
+    missing = [key for key in REQUIRED_ARRAYS if key not in arrays]
+    if missing:
+        raise _TrackProblem(f"it has no {' and no '.join(repr(key) for key in missing)} array")
+    points = arrays["points"]
+    if points.dtype.kind not in "fiu":
+        raise _TrackProblem(f"'points' holds {points.dtype} values, not numbers")
+    if points.ndim != 3 or points.shape[1:] != (NUM_LANDMARKS, 2) or len(points) == 0:
+        raise _TrackProblem(f"'points' has shape {points.shape}; a track's points are (frames ≥ 1, 68, 2)")
+    finite = np.isfinite(points).all(axis=(1, 2))
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise _TrackProblem(
+            f"'points' holds NaN or infinite values in {len(bad)} of {len(points)} frames "
+            f"(the first is frame {bad[0]})"
+        )
+    length = len(points)
+    fps = _scalar(arrays, "fps", float)
+    if not (math.isfinite(fps) and 0 <= fps <= MAX_TRACK_FPS) or (fps == 0 and length > 1):
+        raise _TrackProblem(
+            f"its frame rate 'fps' is {fps:g}; it must be a number of frames per second above 0 "
+            f"and at most {MAX_TRACK_FPS:g} (0 only for the one frame of a photo)"
+        )
+    boxes = arrays.get("boxes")
+    if boxes is None:
+        boxes = np.concatenate([points.min(axis=1), points.max(axis=1)], axis=1)
+    if boxes.shape != (length, 4) or boxes.dtype.kind not in "fiu":
+        raise _TrackProblem(f"'boxes' has shape {boxes.shape}; expected ({length}, 4) numbers")
+    found = arrays.get("found", np.ones(length, dtype=bool))
+    if found.shape != (length,):
+        raise _TrackProblem(f"'found' has shape {found.shape}; expected ({length},)")
+    gaps = arrays.get("long_gaps", np.zeros((0, 2), dtype=np.int64))
+    if gaps.dtype.kind not in "iu" or gaps.size % 2 or np.any(gaps < 0) or np.any(gaps >= length):
+        raise _TrackProblem(f"'long_gaps' must be (start, end) frame pairs within the {length} frames")
+    frame_size = arrays.get("frame_size")
+    if frame_size is None:
+        frame_size = np.ceil(points.max(axis=(0, 1))[::-1] + 1).clip(1)
+    if frame_size.shape != (2,) or frame_size.dtype.kind not in "fiu" or np.any(frame_size <= 0):
+        raise _TrackProblem("'frame_size' must be two positive numbers (height, width)")
+    backend = str(arrays["backend"].reshape(-1)[0]) if "backend" in arrays and arrays["backend"].size else ""
+    return LandmarkTrack(
+        points=points,
+        boxes=boxes,
+        found=found.astype(bool),
+        fps=fps,
+        backend=backend or "unknown",
+        frame_size=tuple(int(v) for v in frame_size),
+        long_gaps=[tuple(gap) for gap in gaps.reshape(-1, 2).tolist()],
+    )
+
+
+def check_driving_track(track: LandmarkTrack, name: str) -> None:
+    """Refuse a track that cannot drive a video: empty, or a photo's landmarks (fps 0).
+
+    ``name`` is how the message calls it, e.g. "the driving motion ('talk.npz')".
+    """
+    if len(track) == 0:
+        raise TrackFormatError(f"{name} has no frames; use a motion of at least one second")
+    if not (math.isfinite(track.fps) and track.fps > 0):
+        raise TrackFormatError(
+            f"{name} has no frame rate (fps {track.fps:g}): it holds a photo's landmarks, not a motion. "
+            f"Use the track of a clip. {TRACK_HINT}"
+        )
 
 
 def track_landmarks(

@@ -36,9 +36,11 @@ from talking_head.errors import (
     CorruptVideoError,
     EmptyVideoError,
     NoVideoStreamError,
+    TruncatedVideoError,
     VideoReadError,
     VideoWriteError,
 )
+from talking_head.motion import frame_rate_indices
 
 __all__ = [
     "VideoInfo",
@@ -47,6 +49,8 @@ __all__ = [
     "probe_video",
     "read_video_frames",
     "ffmpeg_exe",
+    "check_output_suffix",
+    "WRITABLE_SUFFIXES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -91,6 +95,7 @@ class _Streams:
     size: tuple[int, int]
     fps: float
     num_frames: int
+    truncated: bool = False  # the file ends early and no frame of its video can be read
 
 
 _STREAM_RE = re.compile(r"^\s*Stream #0:\d+\S*: (Video|Audio): (.*)$")
@@ -99,6 +104,13 @@ _FPS_RE = re.compile(r"([\d.]+)(k?) (fps|tbr)\b")
 _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
 # AV_PKT_FLAG_DISCARD: the demuxer says "decode this packet but do not show it".
 _PACKET_FLAG_DISCARD = 0x4
+# What ffmpeg prints when a file ends before its data does (an interrupted upload or recording).
+# ("moov atom not found" is not one: ffmpeg says it for any non-video it tries as MP4, e.g. a text file.)
+_TRUNCATION_MARKERS = ("partial file", "reached eof", "End of file", "truncat")
+# Top-level boxes of ISO base media files (MP4, MOV, 3GP): how their structure is walked.
+_ISO_TOP_LEVEL = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"meta", b"pnot", b"moof", b"mfra", b"sidx", b"styp"}
+# Container suffixes VideoWriter writes (H.264 in an ISO base media file with +faststart).
+WRITABLE_SUFFIXES = (".mp4", ".m4v", ".mov")
 
 
 def _check_readable(path: Path) -> None:
@@ -180,7 +192,10 @@ def _probe_streams(path: Path) -> _Streams:
             size, fps = _parse_video_stream(description, following[:stop])
 
     num_frames = _count_kept_packets(result.stdout) if has_video else 0
-    return _Streams(has_video=has_video, has_audio=has_audio, size=size, fps=fps, num_frames=num_frames)
+    truncated = (not has_video or num_frames == 0) and _looks_truncated(path, stderr)
+    return _Streams(
+        has_video=has_video, has_audio=has_audio, size=size, fps=fps, num_frames=num_frames, truncated=truncated
+    )
 
 
 def _count_kept_packets(framecrc: bytes) -> int:
@@ -196,16 +211,63 @@ def _count_kept_packets(framecrc: bytes) -> int:
     return count
 
 
+def _iso_file_is_cut(path: Path) -> bool | None:
+    """An MP4/MOV whose top-level boxes run past the end of the file, or that has no 'moov' box.
+
+    Both mean the file stops early: the index ('moov') is written last by most
+    cameras, and a cut upload loses it or the end of the media data. None for
+    files that do not start like an ISO base media file (ffmpeg's messages decide for them).
+    """
+    size = path.stat().st_size
+    offset, seen_moov = 0, False
+    with open(path, "rb") as file:
+        while offset + 8 <= size:
+            file.seek(offset)
+            header = file.read(16)
+            box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if offset == 0 and kind not in _ISO_TOP_LEVEL:
+                return None  # not an ISO base media file
+            if box_size == 1 and len(header) >= 16:
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:
+                box_size = size - offset  # the box runs to the end of the file
+            if box_size < 8:
+                return True
+            seen_moov |= kind == b"moov"
+            if offset + box_size > size:
+                return True
+            offset += box_size
+    return not seen_moov
+
+
+def _looks_truncated(path: Path, stderr: str) -> bool:
+    """Whether ffmpeg's messages or the file's structure say that the file ends early."""
+    cut = _iso_file_is_cut(path)
+    if cut is not None:
+        return cut or "partial file" in stderr
+    return any(marker in stderr for marker in _TRUNCATION_MARKERS)
+
+
+def _truncated_error(path: Path) -> TruncatedVideoError:
+    return TruncatedVideoError(
+        f"'{path.name}' is incomplete: the file ends before its video does (an interrupted upload, "
+        "download or recording). Upload the complete clip, or re-export it as MP4 (H.264) and try again."
+    )
+
+
 def _open_error(path: Path, stderr: str) -> VideoReadError:
     """Turn the error ffmpeg printed when opening ``path`` into a user-facing exception."""
     last_line = next((line for line in reversed(stderr.splitlines()) if line.strip()), "unknown error")
+    logger.debug("ffmpeg cannot open %s: %s", path.name, last_line.strip())
     if "No such file" in stderr:
-        return VideoReadError(f"Video file '{path}' does not exist. Check the path and try again.")
+        return VideoReadError(f"Video file '{path.name}' does not exist. Check the path and try again.")
     if "Permission denied" in stderr:
-        return VideoReadError(f"Video file '{path}' cannot be read (permission denied). Fix its permissions.")
+        return VideoReadError(f"Video file '{path.name}' cannot be read (permission denied). Fix its permissions.")
+    if _looks_truncated(path, stderr):
+        return _truncated_error(path)
     return CorruptVideoError(
-        f"'{path.name}' is not a readable video (ffmpeg: {last_line.strip()}). The file may be damaged, "
-        "incompletely downloaded or not a video; re-export it as MP4 (H.264) and try again."
+        f"'{path.name}' is not a readable video: its data is damaged or it is not a video at all. "
+        "Re-export it as MP4 (H.264) and try again."
     )
 
 
@@ -223,9 +285,12 @@ def probe_video(path: str | os.PathLike, max_seconds: float | None = None) -> Vi
         CorruptVideoError: ffmpeg cannot parse the file.
         NoVideoStreamError: the file has no video stream (e.g. audio only).
         EmptyVideoError: the video stream has no frames.
+        TruncatedVideoError: the file ends before any frame of its video (a cut upload).
     """
     path = Path(path)
     streams = _probe_streams(path)
+    if streams.truncated:
+        raise _truncated_error(path)
     if not streams.has_video:
         kind = "audio only" if streams.has_audio else "no video stream"
         raise NoVideoStreamError(
@@ -273,12 +338,25 @@ class VideoReader:
     (same errors as :func:`probe_video`). Frames are rotated as the file's
     rotation flag says and yielded exactly as decoded (a variable-rate clip is
     not resampled to ``info.fps``). Each iteration starts again at the first frame.
+
+    ``max_fps``: a clip faster than this yields only the frames nearest to
+    ``0, 1/max_fps, 2/max_fps, ...`` (:func:`talking_head.motion.frame_rate_indices`),
+    and ``info`` describes what is yielded (``fps = max_fps``, same duration).
+    The others are still decoded, but nothing downstream sees them.
     """
 
-    def __init__(self, path: str | os.PathLike, max_seconds: float | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, max_seconds: float | None = None, max_fps: float | None = None
+    ) -> None:
         self.path = Path(path)
         self.max_seconds = max_seconds
-        self.info: VideoInfo = probe_video(self.path, max_seconds=max_seconds)
+        self.source_info: VideoInfo = probe_video(self.path, max_seconds=max_seconds)
+        self._keep: np.ndarray | None = None  # source frame indices yielded; None = all
+        self.info: VideoInfo = self.source_info
+        if max_fps is not None and self.source_info.fps > max_fps:
+            self._keep, fps = frame_rate_indices(self.source_info.num_frames, self.source_info.fps, max_fps)
+            count = len(self._keep)
+            self.info = VideoInfo(fps, count, self.source_info.size, count / fps, self.source_info.has_audio)
         self._generators: list[Iterator[bytes]] = []
 
     def __enter__(self) -> VideoReader:
@@ -318,12 +396,18 @@ class VideoReader:
                 self._generators.remove(generator)
 
     def _frames(self, generator: Iterator) -> Iterator[np.ndarray]:
+        keep = None if self._keep is None else iter(self._keep.tolist())
+        wanted = None if keep is None else next(keep, None)
         try:
             meta = next(generator)
             width, height = meta["size"]
             for index, raw in enumerate(generator):
-                if index >= self.info.num_frames:
+                if index >= self.source_info.num_frames:
                     return
+                if keep is not None:
+                    if index != wanted:
+                        continue
+                    wanted = next(keep, None)
                 # frombuffer is read-only; callers expect an array they may draw on.
                 yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3).copy()
         except (OSError, RuntimeError) as error:
@@ -374,13 +458,24 @@ def _even_frame(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+def check_output_suffix(path: str | os.PathLike) -> Path:
+    """Refuse an output file name that is not an MP4/MOV (before any work is done for it)."""
+    path = Path(path)
+    if path.suffix.lower() not in WRITABLE_SUFFIXES:
+        raise VideoWriteError(
+            f"Cannot write '{path.name}': videos are written as MP4 (H.264), so the name must end in "
+            f"{', '.join(WRITABLE_SUFFIXES)}, not '{path.suffix or '(no extension)'}'. Use e.g. '{path.stem or 'out'}.mp4'."
+        )
+    return path
+
+
 class VideoWriter:
     """Write RGB ``uint8`` frames to an H.264 MP4, optionally with audio from another file.
 
     Usage::
 
         with VideoWriter("out.mp4", fps=25, audio_from="driver.mp4",
-                         metadata={"comment": "synthetic: generated by talking-head"}) as writer:
+                         metadata={"comment": "synthetic video: generated by talking-head"}) as writer:
             for frame in frames:
                 writer.write(frame)
 
@@ -389,7 +484,7 @@ class VideoWriter:
         fps: frame rate of the output.
         audio_from: any media file whose first audio stream becomes the output's audio.
         audio_max_seconds: use at most this many seconds of that audio.
-        metadata: container tags, e.g. ``{"comment": "synthetic: generated by talking-head"}``.
+        metadata: container tags, e.g. ``pipeline.SYNTHETIC_METADATA``.
         quality: 0 (worst) … 10 (best), mapped to x264 CRF = round(51 · (1 − quality / 10));
             the default 7 gives CRF 15, visually near-lossless.
 
@@ -427,6 +522,7 @@ class VideoWriter:
         self.path = Path(path)
         if not fps or fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
+        check_output_suffix(self.path)
         if not self.path.parent.is_dir():
             raise VideoWriteError(
                 f"Cannot write '{self.path}': folder '{self.path.parent}' does not exist. Create it first."

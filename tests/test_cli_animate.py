@@ -100,3 +100,89 @@ def test_animate_cli_checks_paths_before_work(
     assert code == 2 and "no_such_dir" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*common, "--driving", str(track), "--out", str(tmp_path / "o.mp4"), "--steps", "-1"])
+
+
+# ----- user errors: exit 2, one line, no traceback, before any work ---------------------------
+
+
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the model means the inputs were not checked first."""
+    from talking_head import pipeline
+
+    monkeypatch.setattr(pipeline, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+
+
+def _user_error(argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"fps": np.float64(0.0)}, "frame rate 'fps' is 0"),
+        ({"points": np.full((10, 68, 2), np.nan, np.float32)}, "NaN or infinite values"),
+        ({"points": None}, "has no 'points' array"),
+    ],
+)
+def test_a_bad_track_exits_2_with_its_reason(
+    no_model, astronaut_path: Path, tmp_path: Path, capsys, overrides: dict, reason: str
+) -> None:
+    from _bad_inputs import write_track_npz
+
+    track = write_track_npz(tmp_path / "bad.npz", **overrides)
+    line = _user_error(
+        ["animate", "--photos", str(astronaut_path), "--driving", str(track), "--out", str(tmp_path / "o.mp4")],
+        capsys,
+    )
+    assert "bad.npz is not a landmark track" in line and reason in line
+
+
+def test_a_photo_track_or_a_text_file_cannot_drive(no_model, astronaut_path: Path, tmp_path: Path, capsys) -> None:
+    from _bad_inputs import write_track_npz
+
+    common = ["animate", "--photos", str(astronaut_path), "--out", str(tmp_path / "o.mp4"), "--driving"]
+    still = write_track_npz(tmp_path / "still.npz", frames=1, fps=np.float64(0.0))
+    assert "has no frame rate" in _user_error([*common, str(still)], capsys)
+    text = tmp_path / "notes.npz"
+    text.write_text("not numbers")
+    assert "it is not an .npz archive" in _user_error([*common, str(text)], capsys)
+
+
+@pytest.mark.parametrize("name", ["x.gif", "x.avi", "x"])
+def test_an_output_that_is_not_mp4_is_refused_before_work(
+    no_model, astronaut_path: Path, tmp_path: Path, capsys, name: str
+) -> None:
+    track = _track_file(tmp_path / "track.npz")
+    common = ["animate", "--photos", str(astronaut_path), "--driving", str(track)]
+    bad, good = str(tmp_path / name), str(tmp_path / "o.mp4")
+    for outputs in (["--out", bad], ["--out", good, "--overlay", bad]):
+        line = _user_error([*common, *outputs], capsys)
+        assert "must end in .mp4" in line and "disk space" not in line and "ffmpeg" not in line
+    assert not list(tmp_path.glob("*.gif"))
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "reason"),
+    [
+        ("--max-seconds", "0", "above 0"),
+        ("--max-seconds", "nan", "above 0"),
+        ("--steps", "2.5", "expected a whole number"),
+        ("--steps", "-1", "at least 0"),
+        ("--smoothing", "inf", "finite"),
+    ],
+)
+def test_numbers_are_validated_with_one_line(
+    astronaut_path: Path, tmp_path: Path, capsys, flag: str, value: str, reason: str
+) -> None:
+    track = _track_file(tmp_path / "track.npz")
+    argv = ["animate", "--photos", str(astronaut_path), "--driving", str(track), "--out", str(tmp_path / "o.mp4")]
+    with pytest.raises(SystemExit) as info:
+        main([*argv, flag, value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and reason in err[0] and "(see --help)" in err[0]

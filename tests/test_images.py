@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _bad_inputs import png_header_only, write_uniform_png
 from PIL import Image
 
-from talking_head.errors import ImageReadError, TalkingHeadError, UnsupportedFileError
+from talking_head.errors import ImageReadError, ImageTooLargeError, TalkingHeadError, UnsupportedFileError
 from talking_head.images import array_to_rgb, load_image
 
 EXIF_ORIENTATION = 0x0112
@@ -133,11 +134,58 @@ def test_truncated_png_is_a_read_error(tmp_path: Path) -> None:
     assert "broken.png" in str(info.value)
 
 
-def test_garbage_named_like_an_image_is_a_read_error(tmp_path: Path) -> None:
+def test_garbage_that_starts_like_a_jpeg_is_damaged(tmp_path: Path) -> None:
     path = tmp_path / "photo.jpg"
-    path.write_bytes(b"\x00\x01garbage" * 10)
-    with pytest.raises(ImageReadError):
+    path.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00\x01garbage" * 10)
+    with pytest.raises(ImageReadError) as info:
         load_image(path)
+    assert "damaged" in str(info.value) and not isinstance(info.value, UnsupportedFileError)
+
+
+def test_text_named_like_a_photo_is_not_an_image(tmp_path: Path) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_text("hello, I am a text file with a photo's name\n")
+    with pytest.raises(UnsupportedFileError) as info:
+        load_image(path)
+    message = str(info.value)
+    assert "photo.jpg is not an image" in message and "damaged" not in message
+    assert str(tmp_path) not in message  # the file's name, never the folder it sits in
+
+
+def test_too_many_pixels_is_refused_from_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_header_only(12000, 12000))  # no pixel data: decoding it would fail
+    with pytest.raises(ImageTooLargeError) as info:
+        load_image(path, max_side=1024, max_pixels=40_000_000)
+    message = str(info.value)
+    assert "12000×12000" in message and "40 megapixels" in message and "damaged" not in message
+
+
+def test_a_decompression_bomb_names_the_limit_not_damage(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header_only(20000, 20000))  # beyond Pillow's own bomb limit
+    with pytest.raises(ImageTooLargeError, match="megapixels; the limit is 40 megapixels"):
+        load_image(path)
+
+
+def test_a_real_image_over_the_pixel_limit_is_refused_and_one_under_loads(tmp_path: Path) -> None:
+    path = write_uniform_png(tmp_path / "big.png", 3000, 2000, value=77)
+    with pytest.raises(ImageTooLargeError):
+        load_image(path, max_pixels=5_000_000)
+    image = load_image(path, max_side=512, max_pixels=6_000_000)  # shrunk while decoding
+    assert image.shape == (341, 512, 3) and int(image[10, 10, 0]) == 77
+
+
+def test_shrinking_while_decoding_keeps_exif_rotation(tmp_path: Path) -> None:
+    upright = np.kron(_gradient(40, 60), np.ones((10, 10, 1), dtype=np.uint8))  # (400, 600, 3)
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    path = tmp_path / "phone.png"
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(path, exif=exif)
+    image = load_image(path, max_side=150)
+    assert image.shape == (100, 150, 3)
+    expected = load_image(upright, max_side=150)
+    assert np.abs(image.astype(int) - expected.astype(int)).mean() < 4
 
 
 def test_missing_file_is_a_read_error(tmp_path: Path) -> None:

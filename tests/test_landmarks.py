@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _landmark_helpers import astronaut, blank_frame, face_crop, paste
+from _landmark_helpers import ASTRONAUT, astronaut, blank_frame, face_crop, paste
 from PIL import Image
 
 from talking_head import landmarks
 from talking_head.errors import NoFaceError, WeightsError
 from talking_head.images import load_image
 from talking_head.landmarks import (
+    DLIB_MIN_RELATIVE_SCORE,
     DlibDetector,
     FaceLandmarks,
     FanDetector,
@@ -22,6 +23,7 @@ from talking_head.landmarks import (
     detect_landmarks,
     dlib_model_path,
     get_detector,
+    select_faces,
 )
 
 EXIF_ORIENTATION = 0x0112
@@ -330,3 +332,40 @@ def test_fan_crop_and_heatmap_geometry_round_trip() -> None:
     cells, peaks = landmarks._decode_heatmaps(heatmap)
     np.testing.assert_allclose(cells[0], [20.25, 40.5], atol=0.26)
     assert 0.9 < peaks[0] <= 1.0
+
+
+def test_select_faces_drops_weak_and_small_detections() -> None:
+    face = [100, 100, 200, 200]
+    # The astronaut JPEG: the face (margin 1.16) and a weak false detection on the suit (0.12).
+    suit = np.array([face + [1.16], [50, 330, 140, 420, 0.12]])
+    assert len(select_faces(suit, min_relative_score=DLIB_MIN_RELATIVE_SCORE)) == 1
+    # Two real faces score within a factor ~2 of each other and both count.
+    two = np.array([face + [0.32], [300, 100, 380, 180, 0.21]])
+    assert len(select_faces(two, min_relative_score=DLIB_MIN_RELATIVE_SCORE)) == 2
+    # A far smaller face (a poster behind) is not counted; a lone weak face is kept.
+    poster = np.array([face + [1.0], [400, 10, 420, 30, 0.9]])
+    assert len(select_faces(poster)) == 1
+    lone = np.array([face + [0.05]])
+    assert len(select_faces(lone, min_score=0.8)) == 1
+
+
+def test_the_astronaut_as_a_jpeg_has_one_face(dlib_detector: DlibDetector, tmp_path: Path) -> None:
+    path = tmp_path / "astronaut.jpg"
+    Image.open(ASTRONAUT).convert("RGB").save(path, quality=85)
+    assert dlib_detector.detect(load_image(path)).num_faces == 1
+
+
+def test_the_automatic_choice_is_one_short_info_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_fan(name: str, device: str | None):
+        if name == "fan":
+            raise WeightsError("Could not download the FAN weights from https://example.invalid (timed out). " * 3)
+        return "dlib-detector"
+
+    monkeypatch.setattr(landmarks, "_cached", no_fan)
+    with caplog.at_level(logging.DEBUG, logger="talking_head.landmarks"):
+        assert landmarks._choose_automatically("cpu") == "dlib"
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert infos == ["landmarks: dlib (FAN weights not available)"]
+    assert any("Could not download" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)

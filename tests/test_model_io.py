@@ -184,3 +184,17 @@ def test_from_pretrained_finds_hub_cache_offline(saved_dir, tmp_path, inputs, mo
     assert pinned.config == CONFIG
     with pytest.raises(WeightsError, match="org/missing"):
         TalkingHeadModel.from_pretrained("org/missing")
+
+
+def test_saved_weights_are_world_readable(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        folder = TalkingHeadModel(ModelConfig.preset("tiny")).save_pretrained(tmp_path / "weights")
+    finally:
+        os.umask(old)
+    for name in WEIGHT_FILES.values():
+        mode = stat.S_IMODE((folder / name).stat().st_mode)
+        assert mode & 0o044 == 0o044, f"{name} has mode {oct(mode)}"

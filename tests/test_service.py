@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _bad_inputs import png_header_only, write_track_npz
 from _landmark_helpers import moving_face_clip
 from _synthetic import write_tone
 from _tiny_weights import make_tiny_weights
+from PIL import Image
 
 from talking_head import service
 from talking_head.errors import (
@@ -297,3 +299,138 @@ def test_motion_preview_uses_the_shipped_one_or_renders_a_sketch(tmp_path: Path,
     assert info.num_frames == 50 and info.size == (service.MOTION_PREVIEW_SIZE,) * 2
     with pytest.raises(UnsupportedFileError, match="not a landmark track"):
         service.motion_preview(text_file, LIMITS)
+
+
+# ----- hardening: limits on the work, true reasons, no internals in messages -----------------------
+
+
+def _refusal(model, detector, tmp_path: Path, limits: service.AppLimits = LIMITS, **fields) -> str:
+    """The message of the user error prepare_job raises for a request (it must raise one)."""
+    fields.setdefault("photos", (str(EXAMPLE_PHOTO),))
+    fields.setdefault("driving", str(MOTION))
+    with pytest.raises(TalkingHeadError) as info:
+        service.prepare_job(service.RenderRequest(**fields), limits, detector, model.config.image_size)
+    message = str(info.value)
+    for internal in (str(tmp_path), "/tmp/", "allow_pickle", "Something went wrong", "Traceback"):
+        assert internal not in message
+    return message
+
+
+EXAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "examples" / "astronaut.png"
+
+
+def test_limits_count_frames_and_pixels() -> None:
+    limits = service.AppLimits.from_env({"TALKING_HEAD_MAX_FPS": "24", "TALKING_HEAD_MAX_IMAGE_MEGAPIXELS": "12"})
+    assert limits.max_fps == 24 and limits.max_frames == 240 and limits.max_image_pixels == 12_000_000
+    assert service.AppLimits().max_frames == 300  # 10 s at 30 fps
+    assert service.AppLimits().photo_decode_bytes == 320_000_000
+
+
+def test_a_fast_clip_renders_at_most_the_frame_cap(model, detector, tmp_path: Path) -> None:
+    face = np.ascontiguousarray(load_image(EXAMPLE_PHOTO)[20:276, 100:356])
+    clip = tmp_path / "fast.mp4"
+    with VideoWriter(clip, 240) as writer:  # 1 s at 240 fps
+        for shift in range(240):
+            writer.write(np.roll(face, shift // 40, axis=0))
+    limits = service.AppLimits(max_driving_seconds=0.5, max_fps=10.0)
+    job = service.prepare_job(
+        service.RenderRequest(photos=(str(EXAMPLE_PHOTO),), driving=str(clip)), limits, detector, model.config.image_size
+    )
+    assert job.num_frames == limits.max_frames == 5 and job.motion.fps == 10
+    assert any("240 fps; it was resampled to 10 fps" in notice for notice in job.notices)
+    outcome = service.run_job(model, job, detector, output_dir=tmp_path)
+    assert outcome.num_frames == 5
+    assert probe_video(outcome.video).num_frames == 5 and probe_video(outcome.overlay).num_frames == 5
+    # The overlay shows the frames the motion was tracked on: 0, 24, 48, ... of the 240 fps clip.
+    first_panel = read_video_frames(outcome.overlay)[0][1][:, :64]
+    assert first_panel.std() > 5  # a driving photo, not a blank panel
+
+
+def test_a_fast_track_renders_at_most_the_frame_cap(model, detector, tmp_path: Path) -> None:
+    calm = LandmarkTrack.load(MOTION)
+    fast = tmp_path / "fast.npz"
+    LandmarkTrack(calm.points, calm.boxes, calm.found, 100.0, calm.backend, calm.frame_size).save(fast)
+    limits = service.AppLimits(max_driving_seconds=1.0, max_fps=10.0)
+    job = service.prepare_job(
+        service.RenderRequest(photos=(str(EXAMPLE_PHOTO),), driving=str(fast)), limits, detector, model.config.image_size
+    )
+    assert job.num_frames == 10 and job.motion.fps == 10  # 1 s, not 100 frames
+    assert service.run_job(model, job, detector, output_dir=tmp_path).num_frames == 10
+    preview = service.motion_preview(fast, limits, output_dir=tmp_path)
+    assert probe_video(preview).num_frames == 10
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"fps": np.float64(0.0)}, "frame rate 'fps' is 0"),
+        ({"points": np.full((10, 68, 2), np.nan, dtype=np.float32)}, "NaN or infinite values in 10 of 10 frames"),
+        ({"points": None}, "has no 'points' array"),
+        ({"points": np.zeros((10, 5, 2), dtype=np.float32)}, "'points' has shape (10, 5, 2)"),
+    ],
+)
+def test_a_bad_track_is_refused_before_any_work(
+    model, detector, tmp_path: Path, overrides: dict, reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "load_photo", lambda *a: pytest.fail("photos are loaded after the track"))
+    path = write_track_npz(tmp_path / "my-motion.npz", **overrides)
+    message = _refusal(model, detector, tmp_path, driving=str(path))
+    assert message.startswith("the driving motion ('my-motion.npz') is not a landmark track") and reason in message
+
+
+def test_a_photo_track_cannot_drive(model, detector, tmp_path: Path) -> None:
+    path = write_track_npz(tmp_path / "still.npz", frames=1, fps=np.float64(0.0))
+    assert "has no frame rate" in _refusal(model, detector, tmp_path, driving=str(path))
+
+
+def test_photo_errors_name_the_true_cause(model, detector, tmp_path: Path) -> None:
+    text = tmp_path / "photo.jpg"
+    text.write_text("I am text, not a photo")
+    message = _refusal(model, detector, tmp_path, photos=(str(text),))
+    assert message.startswith("photo 1 ('photo.jpg') is not an image") and "damaged" not in message
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_header_only(20000, 20000))
+    message = _refusal(model, detector, tmp_path, photos=(str(EXAMPLE_PHOTO), str(huge)))
+    assert message.startswith("photo 2 ('huge.png') is") and "the limit is 40 megapixels" in message
+    limits = service.AppLimits(max_image_megapixels=0.1)
+    message = _refusal(model, detector, tmp_path, limits=limits)  # the 512×512 astronaut is 0.26 MP
+    assert "512×512 pixels" in message and "the limit is 0.1 megapixels" in message
+
+
+def test_a_cut_clip_is_called_incomplete(model, detector, tmp_path: Path) -> None:
+    face = np.ascontiguousarray(load_image(EXAMPLE_PHOTO)[20:276, 100:356])
+    whole = tmp_path / "whole.mp4"
+    with VideoWriter(whole, 10) as writer:
+        for shift in range(10):
+            writer.write(np.roll(face, shift, axis=0))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[:2000])
+    message = _refusal(model, detector, tmp_path, driving=str(cut))
+    assert "'cut.mp4' is incomplete" in message and "no frames" not in message
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"steps": 2.5}, "whole number"),
+        ({"steps": float("nan")}, "whole number"),
+        ({"smoothing": float("nan")}, "smoothing must be"),
+        ({"max_seconds": float("inf")}, "seconds of the driving motion"),
+        ({"max_seconds": -1.0}, "seconds of the driving motion"),
+        ({"output_size": 100000}, "output size"),
+    ],
+)
+def test_settings_are_checked_not_rounded(model, detector, tmp_path: Path, fields: dict, reason: str) -> None:
+    assert reason in _refusal(model, detector, tmp_path, **fields)
+
+
+def test_two_people_the_status_says_which_face_was_used(model, detector, tmp_path: Path) -> None:
+    photo = load_image(EXAMPLE_PHOTO)
+    pair = tmp_path / "pair.png"
+    Image.fromarray(np.concatenate([photo, photo[:, ::-1]], axis=1)).save(pair)  # two faces, side by side
+    _, outcome = _job(model, detector, tmp_path, photos=(str(pair),), max_seconds=0.04)
+    assert re.search(r"photo 1 \(pair.png\): 2 faces found; the largest one \(on the (left|right)\) is used", outcome.status)
+    jpeg = tmp_path / "astronaut.jpg"
+    Image.fromarray(photo).save(jpeg, quality=85)
+    _, single = _job(model, detector, tmp_path, photos=(str(jpeg),), max_seconds=0.04)
+    assert "faces found" not in single.status

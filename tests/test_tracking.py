@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _bad_inputs import write_track_npz
 from _landmark_helpers import FACE_CROP, astronaut, moving_face_clip
 
-from talking_head.errors import EmptyVideoError, NoFaceError, UnsupportedFileError
+from talking_head.errors import EmptyVideoError, NoFaceError, TrackFormatError, UnsupportedFileError
 from talking_head.landmarks import DlibDetector, FaceLandmarks
-from talking_head.tracking import LandmarkTrack, fill_gaps, track_landmarks
+from talking_head.tracking import LandmarkTrack, check_driving_track, fill_gaps, track_landmarks
 
 # Frames: face, short gap (2 blank), face, long gap (3 blank), face; tracked with max_gap=2.
 PATTERN = "FFFFF..FFFFF...FFFF"
@@ -249,3 +250,84 @@ def test_head_keeps_the_first_frames_and_clips_long_gaps():
     assert head.long_gaps == [(2, 5)]
     assert track.head(4).long_gaps == [(2, 3)]
     assert len(track.head(0)) == 1 and len(track.head(99)) == count
+
+
+# ----- loading checks every array, with the true reason and the user's name for the file ------
+
+
+def _load_error(path: Path, name: str | None = None) -> str:
+    with pytest.raises(TrackFormatError) as info:
+        LandmarkTrack.load(path, name=name)
+    message = str(info.value)
+    assert str(path.parent) not in message, "a message never shows the folder the file sits in"
+    assert "allow_pickle" not in message and "Traceback" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"points": None}, "has no 'points' array"),
+        ({"fps": None, "points": None}, "no 'points' and no 'fps'"),
+        ({"points": np.zeros((5, 10), dtype=np.float32)}, "'points' has shape (5, 10)"),
+        ({"points": np.zeros((0, 68, 2), dtype=np.float32)}, "'points' has shape (0, 68, 2)"),
+        ({"fps": np.float64(0.0)}, "frame rate 'fps' is 0"),
+        ({"fps": np.float64(np.nan)}, "frame rate 'fps' is nan"),
+        ({"fps": np.float64(-25.0)}, "frame rate 'fps' is -25"),
+        ({"fps": np.zeros(3)}, "'fps' should be one value"),
+        ({"boxes": np.zeros((3, 4), dtype=np.float32)}, "'boxes' has shape (3, 4)"),
+        ({"long_gaps": np.array([[5, 99]])}, "'long_gaps'"),
+    ],
+)
+def test_load_names_what_is_wrong(tmp_path: Path, overrides: dict, reason: str) -> None:
+    path = write_track_npz(tmp_path / "motion.npz", **overrides)
+    message = _load_error(path)
+    assert message.startswith("motion.npz is not a landmark track: ") and reason in message
+
+
+def test_load_refuses_non_finite_points_naming_the_frame(tmp_path: Path) -> None:
+    points = np.full((10, 68, 2), 100.0, dtype=np.float32)
+    points[3, 7] = np.nan
+    points[6, 0, 1] = np.inf
+    message = _load_error(write_track_npz(tmp_path / "nan.npz", points=points), name="the driving motion ('nan.npz')")
+    assert message.startswith("the driving motion ('nan.npz') is not a landmark track")
+    assert "NaN or infinite values in 2 of 10 frames (the first is frame 3)" in message
+
+
+def test_load_refuses_pickled_objects_without_numpys_advice(tmp_path: Path) -> None:
+    path = tmp_path / "objects.npz"
+    with open(path, "wb") as file:
+        np.savez(file, points=np.array([{"x": 1}], dtype=object), fps=np.float64(25))
+    assert "Python objects (pickled data)" in _load_error(path)
+
+
+def test_load_refuses_other_kinds_of_file(tmp_path: Path) -> None:
+    text = tmp_path / "notes.npz"
+    text.write_text("hello")
+    assert "it is not an .npz archive" in _load_error(text)
+    npy = tmp_path / "points.npz"
+    with open(npy, "wb") as file:
+        np.save(file, np.zeros((3, 68, 2)))  # a bare .npy named .npz
+    assert "it is not an .npz archive" in _load_error(npy)
+    whole = write_track_npz(tmp_path / "whole.npz").read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    assert "damaged or incomplete" in _load_error(cut)
+
+
+def test_a_photo_track_loads_but_cannot_drive(tmp_path: Path) -> None:
+    path = write_track_npz(tmp_path / "photo.npz", frames=1, fps=0.0)
+    track = LandmarkTrack.load(path)  # what `landmarks PHOTO --save` writes: one frame, fps 0
+    assert len(track) == 1 and track.fps == 0
+    with pytest.raises(TrackFormatError, match=r"the driving motion \('photo.npz'\) has no frame rate"):
+        check_driving_track(track, "the driving motion ('photo.npz')")
+
+
+def test_resample_caps_the_frame_rate_and_keeps_the_duration(tmp_path: Path) -> None:
+    track = LandmarkTrack.load(write_track_npz(tmp_path / "fast.npz", frames=500, fps=100.0))
+    slow = track.resample(30.0)
+    assert slow.fps == 30.0 and len(slow) == 150 and len(slow) / slow.fps == pytest.approx(len(track) / track.fps)
+    np.testing.assert_array_equal(slow.points[:4], track.points[[0, 3, 7, 10]])  # nearest frames
+    assert track.resample(200.0) is track
+    gappy = LandmarkTrack(track.points, track.boxes, track.found, 100.0, "dlib", (256, 256), [(40, 99)])
+    assert gappy.resample(30.0).long_gaps == [(12, 29)]  # source frames 40..99 ≈ output frames 12..29

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from talking_head import video
 from talking_head.errors import (
     CorruptVideoError,
     EmptyVideoError,
     NoVideoStreamError,
     TalkingHeadError,
+    TruncatedVideoError,
     VideoReadError,
     VideoWriteError,
 )
@@ -225,9 +227,18 @@ def test_failed_block_leaves_no_partial_file(tmp_path: Path) -> None:
     assert ffmpeg_children() == []
 
 
-def test_failing_ffmpeg_raises_clear_error(tmp_path: Path) -> None:
-    # A path ffmpeg cannot mux: an unknown extension fails at start, not with a hang.
-    writer = VideoWriter(tmp_path / "out.unknownext", fps=25)
+def test_an_output_name_that_is_not_mp4_is_refused_before_ffmpeg_starts(tmp_path: Path) -> None:
+    for name in ("out.gif", "out.unknownext", "out"):
+        with pytest.raises(VideoWriteError, match="must end in .mp4") as info:
+            VideoWriter(tmp_path / name, fps=25)
+        assert "ffmpeg" not in str(info.value) and "disk space" not in str(info.value)
+    assert list(tmp_path.iterdir()) == [] and ffmpeg_children() == []
+
+
+def test_failing_ffmpeg_raises_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An encoder setting x264 refuses: ffmpeg fails at start, and the writer says so instead of hanging.
+    monkeypatch.setattr(video, "X264_PRESET", "no-such-preset")
+    writer = VideoWriter(tmp_path / "out.mp4", fps=25)
     with pytest.raises(VideoWriteError, match="ffmpeg failed"):
         for frame in pattern_frames(50):
             writer.write(frame)
@@ -311,6 +322,41 @@ def test_truncated_mp4_is_corrupt(tmp_path: Path) -> None:
         read_video_frames(path)
 
 
+@pytest.mark.parametrize("faststart", [False, True])
+@pytest.mark.parametrize("fraction", [0.02, 0.1, 0.3, 0.5])
+def test_a_cut_mp4_is_called_incomplete_not_empty(tmp_path: Path, faststart: bool, fraction: float) -> None:
+    whole = tmp_path / "whole.mp4"
+    flags = ["-movflags", "+faststart"] if faststart else []
+    run_ffmpeg("-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=2", "-c:v", "libx264",
+               "-pix_fmt", "yuv420p", *flags, str(whole))
+    data = whole.read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: max(40, int(len(data) * fraction))])
+    try:
+        info = probe_video(path)
+    except TruncatedVideoError as error:
+        message = str(error)
+        assert "'cut.mp4' is incomplete" in message and "no frames" not in message
+        assert str(tmp_path) not in message and "ffmpeg" not in message
+    else:  # the moov index came first and some whole frames survived the cut: they are usable
+        assert faststart and 0 < info.num_frames < 20
+
+
+def test_max_fps_keeps_the_nearest_frames_and_the_duration(tmp_path: Path) -> None:
+    path = make_clip(tmp_path / "fast.mp4", seconds=2.0, fps=240, size="32x24", audio=False)
+    everything, fps = read_video_frames(path)
+    assert fps == 240 and len(everything) == 480
+    with VideoReader(path, max_fps=30) as reader:
+        frames = list(reader)
+        assert reader.info.fps == 30 and reader.info.num_frames == 60 == len(frames)
+        assert reader.info.duration == pytest.approx(2.0) and reader.source_info.num_frames == 480
+    np.testing.assert_array_equal(np.stack(frames), everything[::8])
+    with VideoReader(path, max_seconds=0.5, max_fps=30) as reader:
+        assert reader.info.num_frames == 15 == len(list(reader))
+    with VideoReader(path, max_fps=500) as reader:  # slower than the cap: unchanged
+        assert reader.info.fps == 240 and reader.info.num_frames == 480
+
+
 @pytest.mark.parametrize("kind", ["y4m", "avi"])
 def test_zero_frame_video_is_empty(tmp_path: Path, kind: str) -> None:
     if kind == "y4m":
@@ -343,3 +389,11 @@ def test_audio_only_file_has_no_video_stream(tmp_path: Path) -> None:
     # An audio-only file is still a fine audio source for the writer.
     out = write_frames(tmp_path / "out.mp4", pattern_frames(5), audio_from=path)
     assert audio_stream_count(out) == 1
+
+
+def test_text_named_mp4_is_not_called_incomplete(tmp_path: Path) -> None:
+    path = tmp_path / "not_a_video.mp4"
+    path.write_text("this is text, not a video")  # ffmpeg says "moov atom not found" for it
+    with pytest.raises(CorruptVideoError) as caught:
+        probe_video(path)
+    assert not isinstance(caught.value, TruncatedVideoError) and "not a video" in str(caught.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -25,16 +26,32 @@ def _reference(text: str) -> int | str:
 
 
 def _at_least(minimum: float, kind: type = int):  # -> argparse type
+    """A finite number (a whole one for ``int``) of at least ``minimum``."""
+
     def parse(text: str) -> float:
         try:
-            value = kind(text)
+            value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if kind is int and not value.is_integer():
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
-        return value
+        return kind(value)
 
     return parse
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CLIP_OR_TRACK",
         help="driving clip (.mp4, ...) or landmark track (.npz)",
     )
-    parser.add_argument("--out", required=True, metavar="OUT.mp4", help="result video")
+    parser.add_argument("--out", required=True, metavar="OUT.mp4", help="result video (.mp4, .m4v or .mov)")
     parser.add_argument(
         "--overlay",
         metavar="OVERLAY.mp4",
@@ -92,7 +109,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--watermark", action="store_true", help="draw a visible 'SYNTHETIC' mark on every frame"
     )
-    parser.add_argument("--max-seconds", type=float, help="use only the first N seconds of the driving clip")
+    parser.add_argument(
+        "--max-seconds", type=_positive_seconds, help="use only the first N seconds of the driving clip (N > 0)"
+    )
     parser.add_argument(
         "--batch-size", type=_at_least(1), default=8, help="frames rendered per batch (default 8)"
     )
@@ -126,16 +145,29 @@ def _progress_bar(desc: str, total: int):  # -> tqdm
 
 
 def _check_paths(args: argparse.Namespace) -> None:
-    """Fail before minutes of fine-tuning, not after: inputs exist, output folders exist."""
-    from talking_head.errors import UnsupportedFileError, VideoReadError, VideoWriteError
+    """Fail before minutes of fine-tuning, not after: outputs are MP4s in existing folders,
+    the photos exist, the driving track is valid (or the clip readable)."""
+    from talking_head.errors import ImageReadError, UnsupportedFileError, VideoReadError, VideoWriteError
+    from talking_head.tracking import LandmarkTrack, check_driving_track
+    from talking_head.video import check_output_suffix, probe_video
 
-    driving = Path(args.driving)
-    if not driving.is_file():
-        error = UnsupportedFileError if driving.suffix.lower() == ".npz" else VideoReadError
-        raise error(f"driving file not found: {driving}; check the path")
     for out in (args.out, args.overlay):
-        if out is not None and not Path(out).resolve().parent.is_dir():
-            raise VideoWriteError(f"cannot write {out}: its folder does not exist; create it first")
+        if out is not None:
+            check_output_suffix(out)
+            if not Path(out).resolve().parent.is_dir():
+                raise VideoWriteError(f"cannot write {out}: its folder does not exist; create it first")
+    for photo in args.photos:
+        if not Path(photo).is_file():
+            raise ImageReadError(f"photo not found: {photo}; check the path")
+    driving = Path(args.driving)
+    is_track = driving.suffix.lower() == ".npz"
+    if not driving.is_file():
+        error = UnsupportedFileError if is_track else VideoReadError
+        raise error(f"driving file not found: {driving}; check the path")
+    if is_track:
+        check_driving_track(LandmarkTrack.load(driving, name=args.driving), f"the driving track {args.driving}")
+    else:
+        probe_video(driving, max_seconds=args.max_seconds)
 
 
 def run(args: argparse.Namespace) -> int:
