@@ -51,7 +51,7 @@ from talking_head.losses import (
 from talking_head.model import TalkingHeadModel
 from talking_head.motion import flip_landmarks
 from talking_head.person import Person, eval_mode, images_to_tensor, landmark_images, model_device
-from talking_head.warp import inter_ocular, warp_images, warp_shots
+from talking_head.warp import inter_ocular, warp_images
 
 logger = logging.getLogger(__name__)
 
@@ -297,11 +297,18 @@ def finetune_person(
 
 @torch.inference_mode()
 def shot_reconstruction_error(model: TalkingHeadModel, person: Person) -> float:
-    """Mean absolute error (in [-1, 1] units) of the person's G rendering its own shots from their landmarks."""
+    """Mean absolute error (in [-1, 1] units) of the person's G rendering its own shots from their landmarks.
+
+    A warp-guided G gets the warps fine-tuning trains on (other shots, or the
+    shot through perturbed landmarks; fixed seed), not the shot itself.
+    """
     device = model_device(model)
     x, y, points = _shot_tensors(person, model.config.image_size, device, flip=False)
     generator = person.generator if person.generator is not None else model.generator
-    warp = warp_shots(x, points, points) if model.config.warp_guided else None
+    warp = None
+    if model.config.warp_guided:  # as in fine-tuning, never the shot warped to itself (seeded: comparable)
+        shots = torch.arange(len(x), device=device)
+        warp = training_warps(x, points, shots, len(x), torch.Generator().manual_seed(0), FinetuneConfig())
     with eval_mode(generator):
         fake = generator(y, adain_params=person.adain_params.to(device), warp=warp)
     return float((fake - x).abs().mean())

@@ -55,6 +55,7 @@ class LossConfig:
     feature_matching_weight: float = 10.0  # weight of the feature-matching part of L_ADV
     embedding_match_weight: float = 10.0  # weight of L_MCH = |ê − W|₁ (FT variant only; 0 disables)
     pixel_weight: float = 1.0  # weight of the pixel-space content loss used when VGG weights are unavailable
+    mouth_weight: float = 0.0  # weight of an extra L1 inside the target's lip square (warp-guided training; 0 = off)
     content_loss: str = "auto"  # "vgg" (VGG required), "pixel", or "auto" (VGG if it loads, else pixel)
     # local .safetensors/.pth file or Hub "repo_id[:filename]"; default: env TALKING_HEAD_VGG19
     vgg19_source: str | None = field(default_factory=lambda: _env_source(ENV_VGG19))
@@ -106,6 +107,30 @@ ARXIV_V1_WEIGHTS: dict[str, float] = {
     "embedding_match_weight": 80.0,
 }
 """LossConfig fields that differ in arXiv v1 from the v2 defaults."""
+
+
+# Lip landmarks (iBUG 68) and the padding of the square around them: the mouth region of evaluate.
+_LIPS = slice(48, 68)
+MOUTH_PAD = 0.25
+
+
+def mouth_mask(points: torch.Tensor, image_size: int, pad: float = MOUTH_PAD) -> torch.Tensor:
+    """(B, 1, S, S) masks of the square around each ``(B, 68, 2)`` landmark set's lips, padded ``pad`` a side."""
+    lips = points[:, _LIPS].float()
+    low, high = lips.min(dim=1).values, lips.max(dim=1).values  # (B, 2)
+    half = (high - low).amax(dim=1, keepdim=True) * (0.5 + pad)  # (B, 1)
+    centre = (low + high) / 2
+    axis = torch.arange(image_size, device=points.device, dtype=torch.float32)
+    inside_x = (axis[None] - centre[:, :1]).abs() <= half  # (B, S)
+    inside_y = (axis[None] - centre[:, 1:]).abs() <= half
+    return (inside_y[:, :, None] & inside_x[:, None, :]).float()[:, None]
+
+
+def mouth_l1_loss(pred: torch.Tensor, target: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Mean |x̂ − x| inside the lip square of each sample (float32): where a warp cannot paint the mouth."""
+    mask = mouth_mask(points, pred.shape[-1])
+    diff = (pred.float() - target.float()).abs() * mask
+    return diff.sum() / (mask.sum() * pred.shape[1]).clamp_min(1.0)
 
 
 def d_hinge_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:

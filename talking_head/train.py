@@ -14,6 +14,10 @@ on CPU). One step:
    detached).
 3. E/G update: ``L_CNT(x, x̂) − D(x̂, y, i) + w_fm · L_FM`` plus, in FT, the E
    side of L_MCH (W_i detached). D's parameters are frozen during it.
+   ``warmup_steps`` first steps (off by default) train E and G on L_CNT alone,
+   with no D: the reconstruction pre-training of ESRGAN-style GANs, which
+   costs half a GAN step on a CPU. ``LossConfig.mouth_weight`` adds an L1 term
+   inside the target's lip square, where a warp-guided G has the most to paint.
 4. EMA of E and G (what ``export`` ships).
 
 L_MCH(φ, W) is minimized over both φ (E) and W, as in the paper; each side is
@@ -91,6 +95,7 @@ from talking_head.losses import (
     embedding_match_loss,
     feature_matching_loss,
     g_adversarial_loss,
+    mouth_l1_loss,
 )
 from talking_head.model import TalkingHeadModel
 from talking_head.warp import warp_episodes
@@ -127,6 +132,7 @@ class TrainConfig:
     seed: int = 0  # seeds network init and the episode stream
     workers: int = 0  # DataLoader worker processes per rank (0: load in the training process)
     flip: bool = True  # mirror whole episodes with probability 1/2
+    warmup_steps: int = 0  # first E/G steps on the content (+ match) loss alone: no D, no adversarial terms
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -144,6 +150,8 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            problems.append(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
         if not 0.0 <= self.ema_decay < 1.0:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if problems:
@@ -327,9 +335,10 @@ def train(
         with autocast:
             e_hat, x_hat, _ = _generate(embedder, generator, batch)  # (B, N), (B, 3, H, W)
 
-        # Update D.
+        # Update D (not during the warm-up, where G learns to reconstruct first).
+        adversarial = step >= tc.warmup_steps
         discriminator.requires_grad_(True)
-        for _ in range(tc.d_steps):
+        for _ in range(tc.d_steps if adversarial else 0):
             opt_d.zero_grad(set_to_none=True)
             with autocast:
                 scores, _ = discriminator(
@@ -350,13 +359,21 @@ def train(
         discriminator.requires_grad_(False).eval()
         opt_eg.zero_grad(set_to_none=True)
         with autocast:
-            with torch.no_grad():
-                _, real_feats = discriminator(x, y, index)
-            fake_score_g, fake_feats = discriminator(x_hat, y, index)
             loss_cnt_terms = content_loss.terms(x_hat, x)  # VGG runs in bf16 on CUDA; the L1 sums are float32
+            if loss_config.mouth_weight > 0:
+                loss_cnt_terms["mouth"] = loss_config.mouth_weight * mouth_l1_loss(x_hat, x, batch["target_points"])
+            if adversarial:
+                with torch.no_grad():
+                    _, real_feats = discriminator(x, y, index)
+                fake_score_g, fake_feats = discriminator(x_hat, y, index)
         loss_cnt = sum(loss_cnt_terms.values())
-        loss_adv = g_adversarial_loss(fake_score_g)
-        loss_fm = feature_matching_loss(real_feats, fake_feats)
+        if adversarial:
+            loss_adv = g_adversarial_loss(fake_score_g)
+            loss_fm = feature_matching_loss(real_feats, fake_feats)
+        else:
+            loss_adv = loss_fm = torch.zeros((), device=env.device)
+            loss_d = loss_d_hinge = torch.zeros((), device=env.device)
+            real_score = fake_score = torch.zeros(1, device=env.device)
         loss_mch = embedding_match_loss(
             e_hat, discriminator.video_embedding(index).detach()
         )  # the E side of L_MCH
@@ -364,7 +381,7 @@ def train(
             loss_cnt
             + loss_config.adversarial_weight * loss_adv
             + loss_config.feature_matching_weight * loss_fm
-            + match_weight * loss_mch
+            + (match_weight if adversarial else 0.0) * loss_mch  # W only learns with D: no pull to a random W
         )
         loss_eg.backward()
         _average_gradients(eg_params, env)
@@ -754,7 +771,9 @@ def _read_checkpoint_for_resume(
     checkpoint = load_checkpoint(path, device)
     if checkpoint["model_config"] != model_config.to_dict():
         raise TalkingHeadError(f"{path} was trained with another model config; resume with the same --preset")
-    saved = {k: v for k, v in checkpoint["train_config"].items() if k not in _RESUMABLE_CHANGES}
+    # Fields added after a run started take their defaults.
+    saved_config = {**TrainConfig().to_dict(), **checkpoint["train_config"]}
+    saved = {k: v for k, v in saved_config.items() if k not in _RESUMABLE_CHANGES}
     wanted = {k: v for k, v in train_config.to_dict().items() if k not in _RESUMABLE_CHANGES}
     changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
     if changed:

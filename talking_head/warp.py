@@ -39,6 +39,8 @@ _LEFT_EYE_OUTER, _RIGHT_EYE_OUTER = 36, 45
 # Smoothing of the TPS fit in normalized units. Keeps the system solvable when two
 # target landmarks coincide (inner lips of a closed mouth) at a cost of ≪ 0.1 px.
 DEFAULT_REGULARIZATION = 1e-6
+# Target landmarks closer than this (pixels) are merged (see merge_coincident).
+MERGE_RADIUS = 0.5
 # Softmax temperature of the K-shot weights, in inter-ocular distances.
 DEFAULT_TEMPERATURE = 0.005
 # Points per chunk when evaluating a TPS: keeps the (B, chunk, P) kernel block in cache.
@@ -125,6 +127,30 @@ class ThinPlateSpline:
         return out
 
 
+def merge_coincident(
+    target_points: torch.Tensor, shot_points: torch.Tensor, radius: float = MERGE_RADIUS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Make target landmarks that (nearly) coincide consistent: ``(B, P, 2)`` pixels each.
+
+    A closed mouth puts upper and lower inner-lip points on top of each other
+    (6 % of our training frames); no map can send one point to two places, and
+    a spline asked to would put huge, cancelling coefficients on them. Points
+    closer than ``radius`` px are given the mean of their shot positions, and
+    each one after the first is moved ``radius`` px aside so the system stays
+    regular; with equal values the spline then stays smooth there.
+    """
+    distance = torch.cdist(target_points, target_points)  # (B, P, P)
+    near = (distance < radius).float()
+    merged_shot = near @ shot_points / near.sum(-1, keepdim=True)  # mean over each point's group
+    count = near.shape[-1]
+    earlier = torch.tril(torch.ones(count, count, device=near.device), diagonal=-1)
+    has_earlier = (near * earlier).sum(-1) > 0  # (B, P): not the first of its group
+    angle = torch.arange(count, device=near.device, dtype=target_points.dtype) * 2.39996  # golden angle
+    aside = torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1) * radius  # (P, 2)
+    moved = target_points + has_earlier[..., None] * aside
+    return moved, torch.where(near.sum(-1, keepdim=True) > 1, merged_shot, shot_points)
+
+
 def _cell_centres(count: int, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """``count`` cell centres evenly spanning [low, high] per batch entry: ``(B,)`` bounds → ``(B, count)``."""
     steps = (torch.arange(count, device=low.device, dtype=torch.float32) + 0.5) / count  # (count,)
@@ -165,8 +191,9 @@ def sampling_grid(
     batch = target_points.shape[0]
     device = target_points.device
     anchors = border_anchors(image_size, device).expand(batch, -1, -1)  # (B, 8, 2)
-    control = pixels_to_normalized(torch.cat([target_points.float(), anchors], dim=1), image_size)
-    values = pixels_to_normalized(torch.cat([shot_points.float(), anchors], dim=1), image_size)
+    target_points, shot_points = merge_coincident(target_points.float(), shot_points.float())
+    control = pixels_to_normalized(torch.cat([target_points, anchors], dim=1), image_size)
+    values = pixels_to_normalized(torch.cat([shot_points, anchors], dim=1), image_size)
     tps = ThinPlateSpline(control, values, regularization)
     if grid_size == image_size:  # exact: every pixel centre
         full = torch.full((batch,), -1.0, device=device), torch.full((batch,), 1.0, device=device)
@@ -226,6 +253,7 @@ def _correct_at_landmarks(
     residual = values - got.transpose(1, 2)  # (B, P, 2)
     centres = normalized_to_pixels(target, size)  # (B, P, 2) pixels
     gram = _wendland(torch.cdist(centres, centres) / radius)  # (B, P, P)
+    gram = gram + 1e-6 * torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)  # regular even for twins
     amplitude = _solve(gram.double(), residual.double()).to(field.dtype)  # (B, P, 2)
     # Each bump touches the pixels of a (2r + 1)² window around its centre.
     reach = int(radius) + 1

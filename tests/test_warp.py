@@ -209,3 +209,16 @@ def test_save_load_round_trip_for_both_kinds(tmp_path, warp_guided: bool) -> Non
     e = torch.rand(1, config.embedding_dim)
     with torch.no_grad():
         assert torch.equal(model.generator(y, e=e, warp=warp), loaded.generator(y, e=e, warp=warp))
+
+
+def test_coincident_target_landmarks_give_a_smooth_warp() -> None:
+    """A closed mouth (inner lips on top of each other) driving an open one: no singular system, no spikes."""
+    shot = _face_points(0)
+    shot[0, [65, 66, 67], 1] += 10.0  # open inner mouth in the shot
+    target = _face_points(0)
+    target[0, [65, 66, 67]] = target[0, [63, 62, 61]]  # closed: lower inner lip on the upper one
+    grid = sampling_grid(target, shot, S)
+    assert torch.isfinite(grid).all()
+    # The field moves smoothly: neighbouring pixels sample the shot at most a few pixels apart.
+    step = normalized_to_pixels(grid, S).diff(dim=1).norm(dim=-1)
+    assert step.max() < 4.0

@@ -40,6 +40,7 @@ _TRAIN_OPTIONS = {
     "ckpt_every": "ckpt_every",
     "seed": "seed",
     "workers": "workers",
+    "warmup_steps": "warmup_steps",
 }
 
 
@@ -90,6 +91,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help=f"data-loader processes per rank (default {d.workers})")
     parser.add_argument("--no-flip", action="store_true", help="no mirror augmentation")
     parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        help=f"first steps on the content loss alone, without D (default {d.warmup_steps})",
+    )
+    parser.add_argument(
+        "--mouth-weight", type=float, help="extra L1 weight inside the lip square (default 0: off)"
+    )
+    parser.add_argument(
         "--content-loss", choices=CONTENT_LOSS_CHOICES, help="vgg, pixel, or auto (VGG if its weights load)"
     )
     parser.add_argument(
@@ -118,6 +127,11 @@ def _configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, LossCo
         loss_config = LossConfig.arxiv_v1() if args.loss_weights == "v1" else LossConfig()
     if args.content_loss:
         loss_config = dataclasses.replace(loss_config, content_loss=args.content_loss)
+    if args.mouth_weight is not None:
+        try:
+            loss_config = dataclasses.replace(loss_config, mouth_weight=args.mouth_weight)
+        except ValueError as err:
+            raise TalkingHeadError(str(err)) from err
     changes = {
         field: getattr(args, option)
         for option, field in _TRAIN_OPTIONS.items()
