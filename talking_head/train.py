@@ -50,7 +50,6 @@ the following steps equal those of an uninterrupted run.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
@@ -83,6 +82,7 @@ from talking_head.losses import (
     feature_matching_loss,
     g_adversarial_loss,
 )
+from talking_head.precision import Precision, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -192,12 +192,17 @@ def train(
     resume: bool = False,
     val_dir: str | Path | None = None,
     device: str | torch.device | None = None,
+    precision: str | Precision | None = None,
 ) -> TrainResult:
     """Meta-train E, G and D on the prepared clips in ``data_dir``; write the run into ``run_dir``.
 
     ``val_dir`` (a prepared folder) supplies the fixed sample-grid episodes
     (default: ``data_dir``). ``device`` defaults to CUDA when available. Under
     ``torchrun`` each process calls this function; only rank 0 writes files.
+    ``precision`` (``auto``, ``bf16``, ``fp32``; ``None``: ``$TALKING_HEAD_PRECISION``,
+    default ``auto``): bf16 runs the forward passes under autocast (with
+    channels_last weights on a CPU); weights, Adam moments, EMA and loss sums
+    stay float32.
     """
     # Set up processes and devices.
     env = _init_distributed(device)
@@ -210,7 +215,8 @@ def train(
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    autocast = _autocast(env.device)
+    precision = resolve_precision(precision, env.device)
+    autocast = precision.autocast()
 
     # Load dataset.
     dataset = EpisodeDataset(data_dir, tc.k_shots, model_config.image_size, flip=tc.flip)
@@ -228,6 +234,7 @@ def train(
     ema_embedder = copy.deepcopy(embedder).eval().requires_grad_(False)
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
     content_loss = ContentLoss(loss_config, device=env.device)
+    precision.prepare_for_training(embedder, generator, discriminator, ema_embedder, ema_generator, content_loss)
     eg_params = list(embedder.parameters()) + list(generator.parameters())
     theta_params = [p for n, p in discriminator.named_parameters() if not n.startswith(VIDEO_TABLE_PREFIX)]
     w_params = list(discriminator.video_table.parameters())
@@ -269,6 +276,7 @@ def train(
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_run_config(run_dir, model_config, tc, loss_config, content_loss.kind, dataset, data_dir, env)
+        logger.info("precision %s (%s)", precision.name, precision.reason)
 
     # Fixed validation batch for the sample grids.
     fixed = _fixed_batch(val_dataset, tc.num_samples, env.device) if env.is_main and tc.sample_every else None
@@ -335,7 +343,7 @@ def train(
             with torch.no_grad():
                 _, real_feats = discriminator(x, y, index)
             fake_score_g, fake_feats = discriminator(x_hat, y, index)
-            loss_cnt_terms = content_loss.terms(x_hat, x)  # VGG runs in bf16 on CUDA; the L1 sums are float32
+            loss_cnt_terms = content_loss.terms(x_hat, x)  # VGG runs in bf16 under autocast; the L1 sums are float32
         loss_cnt = sum(loss_cnt_terms.values())
         loss_adv = g_adversarial_loss(fake_score_g)
         loss_fm = feature_matching_loss(real_feats, fake_feats)
@@ -496,13 +504,6 @@ def _check_ranks_in_sync(modules: list[nn.Module], env: _Dist) -> None:
 
 
 # ----- small helpers -------------------------------------------------------------
-
-
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; nothing on CPU (exact, and CPU bf16 is slow)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _seed_everything(seed: int) -> None:
