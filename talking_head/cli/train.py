@@ -93,6 +93,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", help="torch device (default: cuda if available; under torchrun: cuda:LOCAL_RANK)"
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        help="auto: bf16 autocast where it is measured faster (CUDA, CPUs with bf16 units), else fp32 "
+        "(default: $TALKING_HEAD_PRECISION or auto)",
+    )
 
 
 def _configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, LossConfig]:
@@ -139,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         val_dir=args.val_data,
         device=args.device,
+        precision=args.precision,
     )
     if result.stats:
         print(
