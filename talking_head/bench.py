@@ -369,15 +369,18 @@ def bench_finetune(preset: str, steps: int, shots: int, precision: str | None = 
     photos = list(synthetic_talking_frames(shots, 512))
     person = embed_person(model, photos)
     stamps: list[float] = []
+    cpu_stamps: list[float] = []  # process CPU time: an idle-machine estimate on a shared CPU
 
     def record(step: int, total: int, losses: dict[str, float]) -> None:
         if device == "cuda":
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())
+        cpu_stamps.append(time.process_time())
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     finetune_person(model, person, steps=steps + 1, callback=record, precision=resolved)
     step_times = np.diff([start] + stamps)[1:]  # drop the warm-up step
+    cpu_step_times = np.diff([cpu_start] + cpu_stamps)[1:]
     return {
         "preset": preset,
         "device": device,
@@ -385,6 +388,7 @@ def bench_finetune(preset: str, steps: int, shots: int, precision: str | None = 
         "shots": len(person.shots),
         "steps_timed": len(step_times),
         "ms_per_step": 1000 * float(np.median(step_times)),
+        "cpu_ms_per_step": 1000 * float(np.median(cpu_step_times)),
     }
 
 
@@ -417,20 +421,23 @@ def bench_render(preset: str, frames: int, batch: int, precision: str | None = "
     track = moving_track(person.source_landmarks, frames + batch)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     times: list[float] = []
+    cpu_times: list[float] = []  # process CPU time: an idle-machine estimate on a shared CPU
     sync()
-    last = time.perf_counter()
+    last, cpu_last = time.perf_counter(), time.process_time()
     for index, _ in enumerate(render_landmarks(model, person, track, batch_size=batch, precision=resolved)):
         if (index + 1) % batch == 0:
             sync()
-            now = time.perf_counter()
+            now, cpu_now = time.perf_counter(), time.process_time()
             times.append(now - last)
-            last = now
+            cpu_times.append(cpu_now - cpu_last)
+            last, cpu_last = now, cpu_now
     return {
         "preset": preset,
         "device": device,
         "batch": batch,
         "precision": resolved.name,
         "frames_per_s": batch / statistics.median(times[1:]),
+        "cpu_ms_per_frame": 1000 * statistics.median(cpu_times[1:]) / batch,
     }
 
 
@@ -558,6 +565,8 @@ def bench_precision(config: BenchConfig, workdir: Path) -> dict[str, Any]:
                 "render_frames_per_s": render["frames_per_s"],
                 "train_episodes_per_s": training["episodes_per_s"],
                 "finetune_ms_per_step": finetune["ms_per_step"],
+                "render_cpu_ms_per_frame": render["cpu_ms_per_frame"],
+                "finetune_cpu_ms_per_step": finetune["cpu_ms_per_step"],
                 "content_loss": training["content_loss"],
             }
         )
@@ -768,6 +777,8 @@ def format_precision(prec: dict[str, Any], machine: dict[str, Any]) -> list[str]
         (f"render frames/s (batch {prec['batch']})", "render_frames_per_s", False),
         (f"train episodes/s (batch {prec['train_batch']}, K {prec['train_k_shots']})", "train_episodes_per_s", False),
         ("fine-tuning ms/step", "finetune_ms_per_step", True),
+        ("render CPU ms/frame (process time)", "render_cpu_ms_per_frame", True),
+        ("fine-tuning CPU ms/step", "finetune_cpu_ms_per_step", True),
     ]
     for label, key, lower_is_better in measures:
         line = f"  {label:<34}" + "".join(f"{_f(rows[n][key], 2):>10}" for n in names)
