@@ -6,7 +6,7 @@ present), a person embedded from T shots of the synthetic talking clip
 
 - fine-tuning: ``finetune_person`` for warm-up + N steps; median ms/step;
 - rendering: ``render_landmarks`` on a synthetic moving-landmark track in
-  batches; median frames/s over batches (fp32, plus bf16 on CUDA).
+  batches; median frames/s over batches (fp32, then bf16).
 
 Prints the machine first. Medians, not means: a shared machine has outliers.
 A thin command line over :mod:`talking_head.bench` (``bench_finetune``,
@@ -31,7 +31,7 @@ from talking_head.bench import bench_finetune, bench_render, machine_info
 
 
 def run_preset(preset: str, shots: list[int], steps: int, frames: int, batch: int) -> list[dict]:
-    """Fine-tuning rows (one per shot count), then rendering rows (fp32, plus bf16 on CUDA)."""
+    """Fine-tuning rows (one per shot count), then rendering rows (fp32, then bf16)."""
     rows = []
     for count in shots:
         ft = bench_finetune(preset, steps, count)
@@ -45,15 +45,15 @@ def run_preset(preset: str, shots: list[int], steps: int, frames: int, batch: in
             }
         )
         print(json.dumps(rows[-1]), flush=True)
-    for bf16 in [False, True] if torch.cuda.is_available() else [False]:
-        render = bench_render(preset, frames, batch, bf16)
+    for precision in ("fp32", "bf16"):
+        render = bench_render(preset, frames, batch, precision)
         rows.append(
             {
                 "preset": preset,
                 "device": render["device"],
                 "what": "rendering",
                 "batch": batch,
-                "bf16": bf16,
+                "precision": precision,
                 "frames_per_s": round(render["frames_per_s"], 2),
             }
         )

@@ -12,7 +12,11 @@ the machine described by :func:`machine_info` (printed with the results):
   256², one shot (:func:`bench_warp`);
 - end-to-end seconds of ``python -m talking_head animate`` for a synthetic
   clip (10 s by default) with 0 and 40 fine-tuning steps, and the peak RSS of
-  that process (its own ``VmHWM``; ffmpeg's processes not counted).
+  that process (its own ``VmHWM``; ffmpeg's processes not counted);
+- fp32 and bf16 side by side (:func:`bench_precision`, DESIGN §8): G rendering
+  frames/s at batch 8, training episodes/s and fine-tuning ms/step of one
+  preset, with the CPU's bf16 flags, the conv micro-benchmark ``auto`` uses
+  and what ``auto`` chose.
 
 The results are a JSON-ready dict (:func:`run_benchmarks`) and a plain-text
 table (:func:`format_table`), which also lists parameter counts and MACs per
@@ -63,6 +67,14 @@ class BenchConfig:
     end_to_end_steps: tuple[int, ...] = (0, 40)  # fine-tuning steps of the end-to-end runs
     weights: str | None = None  # weights for the end-to-end runs (None: random weights of finetune_preset)
     landmarks_backend: str = "auto"  # landmark detector to time
+    precision: str = "auto"  # precision of the fine-tuning and end-to-end runs (auto, bf16, fp32)
+    compare_precisions: tuple[str, ...] = ("fp32", "bf16")  # precisions timed side by side (empty: skip)
+    precision_preset: str = "cpu"  # preset of the side-by-side timings
+    precision_render_frames: int = 16  # timed rendering frames per precision (after one warm-up batch)
+    precision_batch: int = 8  # rendering batch size of the side-by-side timings
+    precision_train_steps: int = 3  # timed training steps per precision (after one warm-up step)
+    precision_train_batch: int = 2  # episodes per training step
+    precision_train_k_shots: int = 2  # K of the training episodes
 
     @classmethod
     def quick(cls) -> BenchConfig:
@@ -78,6 +90,10 @@ class BenchConfig:
             clip_fps=10.0,
             clip_size=384,
             end_to_end_steps=(0, 1),
+            precision_preset="tiny",
+            precision_render_frames=2,
+            precision_batch=2,
+            precision_train_steps=1,
         )
 
 
@@ -90,6 +106,19 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpu_family_model() -> str | None:
+    """``family F model M`` from ``/proc/cpuinfo`` (names the generation where the model name is generic)."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key in ("cpu family", "model") and key not in fields:
+                fields[key] = value
+            if not key:
+                break
+    return f"family {fields['cpu family']} model {fields['model']}" if len(fields) == 2 else None
+
+
 def _memory_gib() -> float | None:
     with contextlib.suppress(OSError, ValueError, StopIteration):
         with open("/proc/meminfo", encoding="utf-8") as f:
@@ -99,13 +128,17 @@ def _memory_gib() -> float | None:
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU, cores, memory, load, torch version/threads and GPU, with a one-line ``summary``."""
+    """CPU, its bf16 flags, cores, memory, load, torch version/threads and GPU, with a one-line ``summary``."""
     import torch
+
+    from talking_head.precision import cpu_bf16_flags
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     info = {
         "cpu": _cpu_model(),
+        "cpu_family_model": _cpu_family_model(),
+        "cpu_bf16_flags": list(cpu_bf16_flags()),
         "cores": os.cpu_count(),
         "memory_gib": _memory_gib(),
         "load_average_1m": round(load[0], 2) if load else None,
@@ -115,7 +148,7 @@ def machine_info() -> dict[str, Any]:
         "gpu": gpu,
     }
     info["summary"] = (
-        f"{info['cpu']}; {info['cores']} cores; {info['memory_gib']} GiB RAM; load {info['load_average_1m']}; "
+        f"{info['cpu']} ({info['cpu_family_model'] or 'unknown family'}; bf16 flags: {', '.join(info['cpu_bf16_flags']) or 'none'}); {info['cores']} cores; {info['memory_gib']} GiB RAM; load {info['load_average_1m']}; "
         f"torch {info['torch']} ({info['torch_threads']} threads); {gpu or 'no GPU'}"
     )
     return info
@@ -323,7 +356,7 @@ def bench_landmarks(num_frames: int, size: int, backend: str = "auto") -> dict[s
 # ----- fine-tuning ---------------------------------------------------------
 
 
-def bench_finetune(preset: str, steps: int, shots: int) -> dict[str, Any]:
+def bench_finetune(preset: str, steps: int, shots: int, precision: str | None = None) -> dict[str, Any]:
     """Fine-tuning ms/step (median of ``steps`` timed steps after a warm-up step) on random weights."""
     import torch
 
@@ -331,28 +364,35 @@ def bench_finetune(preset: str, steps: int, shots: int) -> dict[str, Any]:
     from talking_head.finetune import finetune_person
     from talking_head.model import TalkingHeadModel
     from talking_head.person import embed_person
+    from talking_head.precision import resolve_precision
 
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    resolved = resolve_precision(precision, device)
     model = TalkingHeadModel(ModelConfig.preset(preset)).to(device)
     photos = list(synthetic_talking_frames(shots, 512))
     person = embed_person(model, photos)
     stamps: list[float] = []
+    cpu_stamps: list[float] = []  # process CPU time: an idle-machine estimate on a shared CPU
 
     def record(step: int, total: int, losses: dict[str, float]) -> None:
         if device == "cuda":
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())
+        cpu_stamps.append(time.process_time())
 
-    start = time.perf_counter()
-    finetune_person(model, person, steps=steps + 1, callback=record)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    finetune_person(model, person, steps=steps + 1, callback=record, precision=resolved)
     step_times = np.diff([start] + stamps)[1:]  # drop the warm-up step
+    cpu_step_times = np.diff([cpu_start] + cpu_stamps)[1:]
     return {
         "preset": preset,
         "device": device,
+        "precision": resolved.name,
         "shots": len(person.shots),
         "steps_timed": len(step_times),
         "ms_per_step": 1000 * float(np.median(step_times)),
+        "cpu_ms_per_step": 1000 * float(np.median(cpu_step_times)),
     }
 
 
@@ -367,7 +407,7 @@ def moving_track(source_landmarks: np.ndarray, num_frames: int) -> np.ndarray:
     return track.astype(np.float32)
 
 
-def bench_render(preset: str, frames: int, batch: int, bf16: bool = False) -> dict[str, Any]:
+def bench_render(preset: str, frames: int, batch: int, precision: str | None = "fp32") -> dict[str, Any]:
     """Median frames/s over batches of ``render_landmarks`` (the first batch is a warm-up), random weights."""
     import torch
 
@@ -375,28 +415,176 @@ def bench_render(preset: str, frames: int, batch: int, bf16: bool = False) -> di
     from talking_head.model import TalkingHeadModel
     from talking_head.person import embed_person
     from talking_head.pipeline import render_landmarks
+    from talking_head.precision import resolve_precision
 
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    resolved = resolve_precision(precision, device)
     model = TalkingHeadModel(ModelConfig.preset(preset)).to(device).eval()
     person = embed_person(model, list(synthetic_talking_frames(1, 512)))
     track = moving_track(person.source_landmarks, frames + batch)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     times: list[float] = []
+    cpu_times: list[float] = []  # process CPU time: an idle-machine estimate on a shared CPU
     sync()
-    last = time.perf_counter()
-    for index, _ in enumerate(render_landmarks(model, person, track, batch_size=batch, bf16=bf16)):
+    last, cpu_last = time.perf_counter(), time.process_time()
+    for index, _ in enumerate(render_landmarks(model, person, track, batch_size=batch, precision=resolved)):
         if (index + 1) % batch == 0:
             sync()
-            now = time.perf_counter()
+            now, cpu_now = time.perf_counter(), time.process_time()
             times.append(now - last)
-            last = now
+            cpu_times.append(cpu_now - cpu_last)
+            last, cpu_last = now, cpu_now
     return {
         "preset": preset,
         "device": device,
         "batch": batch,
-        "bf16": bf16,
+        "precision": resolved.name,
         "frames_per_s": batch / statistics.median(times[1:]),
+        "cpu_ms_per_frame": 1000 * statistics.median(cpu_times[1:]) / batch,
+    }
+
+
+# ----- training ----------------------------------------------------------------
+
+
+def write_synthetic_dataset(
+    folder: Path, image_size: int, num_videos: int, num_frames: int, landmarks_backend: str = "auto"
+) -> Path:
+    """A prepared folder of ``num_videos`` clips: the example face with moving landmarks (for throughput only).
+
+    The example photo is framed once, as ``embed_person`` frames a photo;
+    every frame reuses that crop with :func:`moving_track` landmarks.
+    """
+    from talking_head.data import MANIFEST_NAME, save_prepared_clip
+    from talking_head.landmarks import get_detector
+    from talking_head.person import analyze_photo
+
+    photo = next(synthetic_talking_frames(1, 512))
+    _, shot = analyze_photo(photo, "example", get_detector(landmarks_backend), image_size)
+    if shot is None:
+        raise RuntimeError("no face found in the example photo")
+    track = moving_track(shot.points, num_frames)
+    lines = []
+    for v in range(num_videos):
+        rel = f"clips/video{v:02d}/clip.npz"
+        boxes = np.tile([0.0, 0.0, float(image_size)], (num_frames, 1))
+        save_prepared_clip(folder / rel, [shot.crop] * num_frames, track, boxes, np.arange(num_frames))
+        lines.append(
+            {
+                "identity": f"video{v:02d}",
+                "clip": "clip",
+                "source": rel,
+                "file": rel,
+                "frames_used": num_frames,
+                "frames_total": num_frames,
+                "fps": 25.0,
+                "frame_size": [image_size, image_size],
+                "face_size": float(image_size),
+                "backend": "synthetic",
+                "skipped": None,
+                "seconds": 0.0,
+            }
+        )
+    (folder / MANIFEST_NAME).write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return folder
+
+
+def bench_train(
+    preset: str, steps: int, batch: int, k_shots: int, data_dir: Path, run_dir: Path, precision: str | None = None
+) -> dict[str, Any]:
+    """Meta-learning episodes/s of :func:`talking_head.train.train`: median of ``steps`` steps after a warm-up step."""
+    import torch
+
+    from talking_head.config import ModelConfig
+    from talking_head.precision import resolve_precision
+    from talking_head.train import STATS_NAME, TrainConfig, train
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    resolved = resolve_precision(precision, device)
+    config = TrainConfig(
+        k_shots=k_shots,
+        batch_size=batch,
+        max_steps=steps + 1,
+        log_every=1,
+        sample_every=0,
+        ckpt_every=10**9,
+        seed=0,
+    )
+    result = train(data_dir, run_dir, ModelConfig.preset(preset), config, device=device, precision=resolved)
+    lines = (run_dir / STATS_NAME).read_text(encoding="utf-8").splitlines()
+    rates = [json.loads(line)["episodes_per_s"] for line in lines][1:]  # the first step warms up
+    return {
+        "preset": preset,
+        "device": device,
+        "precision": resolved.name,
+        "batch": batch,
+        "k_shots": k_shots,
+        "steps_timed": len(rates),
+        "content_loss": result.content_loss_kind,
+        "episodes_per_s": statistics.median(rates),
+    }
+
+
+# ----- fp32 vs bf16 ---------------------------------------------------------------
+
+
+def bench_precision(config: BenchConfig, workdir: Path) -> dict[str, Any]:
+    """Rendering frames/s, training episodes/s and fine-tuning ms/step per precision, and what ``auto`` picks.
+
+    Also the conv micro-benchmark ``auto`` bases its choice on (run here even
+    where ``auto`` skips it for lack of bf16 flags).
+    """
+    import torch
+
+    from talking_head.config import ModelConfig
+    from talking_head.precision import cpu_bf16_choice, measure_cpu_bf16_speedup, resolve_precision
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    auto = resolve_precision("auto", device)
+    preset = config.precision_preset
+    data = write_synthetic_dataset(
+        workdir / "data",
+        ModelConfig.preset(preset).image_size,
+        num_videos=2,
+        num_frames=config.precision_train_k_shots + 2,
+        landmarks_backend=config.landmarks_backend,
+    )
+    rows = []
+    for name in config.compare_precisions:
+        render = bench_render(preset, config.precision_render_frames, config.precision_batch, name)
+        training = bench_train(
+            preset,
+            config.precision_train_steps,
+            config.precision_train_batch,
+            config.precision_train_k_shots,
+            data,
+            workdir / f"run_{name}",
+            name,
+        )
+        finetune = bench_finetune(preset, config.finetune_steps, config.shots, name)
+        rows.append(
+            {
+                "precision": name,
+                "render_frames_per_s": render["frames_per_s"],
+                "train_episodes_per_s": training["episodes_per_s"],
+                "finetune_ms_per_step": finetune["ms_per_step"],
+                "render_cpu_ms_per_frame": render["cpu_ms_per_frame"],
+                "finetune_cpu_ms_per_step": finetune["cpu_ms_per_step"],
+                "content_loss": training["content_loss"],
+            }
+        )
+    return {
+        "preset": preset,
+        "device": device,
+        "batch": config.precision_batch,
+        "train_batch": config.precision_train_batch,
+        "train_k_shots": config.precision_train_k_shots,
+        "threads": torch.get_num_threads(),
+        "auto": auto.name,
+        "auto_reason": auto.reason if device == "cuda" else cpu_bf16_choice()[1],
+        "conv_bf16_speedup": measure_cpu_bf16_speedup() if device == "cpu" else None,
+        "rows": rows,
     }
 
 
@@ -535,8 +723,7 @@ def bench_end_to_end(config: BenchConfig, workdir: Path) -> list[dict[str, Any]]
             "--landmarks",
             config.landmarks_backend,
         ]
-        if torch.cuda.is_available():
-            args.append("--bf16")
+        args += ["--precision", config.precision]
         # The child uses as many torch threads as this process (set with --threads).
         env = os.environ | {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
         result = run_python_module("talking_head", args, env=env)
@@ -586,7 +773,7 @@ def run_benchmarks(
     _timed(
         results,
         "finetune",
-        lambda: bench_finetune(config.finetune_preset, config.finetune_steps, config.shots),
+        lambda: bench_finetune(config.finetune_preset, config.finetune_steps, config.shots, config.precision),
     )
     say("landmarks ...")
     _timed(
@@ -599,6 +786,10 @@ def run_benchmarks(
     say("end to end ...")
     with tempfile.TemporaryDirectory(prefix="talking_head_bench_") as tmp:
         _timed(results, "end_to_end", lambda: bench_end_to_end(config, Path(tmp)))
+    if config.compare_precisions:
+        say(f"precision ({', '.join(config.compare_precisions)}) ...")
+        with tempfile.TemporaryDirectory(prefix="talking_head_bench_") as tmp:
+            _timed(results, "precision", lambda: bench_precision(config, Path(tmp)))
     results["seconds"]["total"] = time.perf_counter() - started
     results["peak_rss_mib"] = peak_rss_mib()
     return results
@@ -620,6 +811,43 @@ def format_sizes(sizes: dict[str, Any]) -> str:
         f"  MACs/frame E {sizes['embedder_macs_per_frame'] / 1e9:.2f} G | "
         f"G {sizes['generator_macs_per_frame'] / 1e9:.2f} G"
     )
+
+
+def format_precision(prec: dict[str, Any], machine: dict[str, Any]) -> list[str]:
+    """The fp32 / bf16 side-by-side table of :func:`bench_precision` (medians), with the CPU and ``auto``'s choice."""
+    if "rows" not in prec:
+        return [f"precision: {prec}"]
+    flags = ", ".join(machine.get("cpu_bf16_flags") or []) or "none"
+    lines = [
+        (
+            f"precision ({prec['preset']} preset, {prec['device']}, {prec['threads']} threads; "
+            f"CPU {machine['cpu']} {machine.get('cpu_family_model') or ''}, bf16 flags: {flags})"
+        ),
+        f"  auto -> {prec['auto']}: {prec['auto_reason']}",
+    ]
+    if prec.get("conv_bf16_speedup") is not None:
+        lines.append(f"  conv micro-benchmark (auto's test): bf16 {_f(prec['conv_bf16_speedup'], 2)}x fp32 speed")
+    rows = {r["precision"]: r for r in prec["rows"]}
+    names = list(rows)
+    header = f"  {'':<34}" + "".join(f"{n:>10}" for n in names)
+    if {"fp32", "bf16"} <= set(names):
+        header += "  bf16 speed-up"
+    lines.append(header)
+    measures = [
+        (f"render frames/s (batch {prec['batch']})", "render_frames_per_s", False),
+        (f"train episodes/s (batch {prec['train_batch']}, K {prec['train_k_shots']})", "train_episodes_per_s", False),
+        ("fine-tuning ms/step", "finetune_ms_per_step", True),
+        ("render CPU ms/frame (process time)", "render_cpu_ms_per_frame", True),
+        ("fine-tuning CPU ms/step", "finetune_cpu_ms_per_step", True),
+    ]
+    for label, key, lower_is_better in measures:
+        line = f"  {label:<34}" + "".join(f"{_f(rows[n][key], 2):>10}" for n in names)
+        if {"fp32", "bf16"} <= set(names):
+            fp32, bf16 = rows["fp32"][key], rows["bf16"][key]
+            line += f"  {_f(fp32 / bf16 if lower_is_better else bf16 / fp32, 2):>12}x"
+        lines.append(line)
+    lines.append(f"  content loss of the training runs: {rows[names[0]]['content_loss']}")
+    return lines
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -644,7 +872,10 @@ def format_table(results: dict[str, Any]) -> str:
     if "ms_per_step" in ft:
         lines += [
             "",
-            f"fine-tuning ({ft['preset']}, {ft['device']}, {ft['shots']} shot(s)): {_f(ft['ms_per_step'])} ms/step",
+            (
+                f"fine-tuning ({ft['preset']}, {ft['device']}, {ft['precision']}, {ft['shots']} shot(s)): "
+                f"{_f(ft['ms_per_step'])} ms/step"
+            ),
         ]
     else:
         lines += ["", f"fine-tuning: {ft}"]
@@ -669,6 +900,8 @@ def format_table(results: dict[str, Any]) -> str:
             )
     else:
         lines += ["", f"end to end: {e2e}"]
+    if "precision" in results:
+        lines += ["", *format_precision(results["precision"], results["machine"])]
     lines += [
         "",
         f"bench process peak RSS: {_f(results['peak_rss_mib'], 0)} MiB; total {_f(results['seconds']['total'])} s",

@@ -77,6 +77,7 @@ class EvalConfig:
     baseline_warp: bool = True  # include the "warp the shot crops, no network" baseline
     landmarks_backend: str = "auto"  # detector for driving and re-detected landmarks
     seed: int = 0  # seeds torch before each fine-tuning
+    precision: str | None = None  # auto, bf16 or fp32 for fine-tuning and rendering (None: $TALKING_HEAD_PRECISION)
 
     def __post_init__(self) -> None:
         if not self.shots or min(self.shots) < 1:
@@ -283,6 +284,7 @@ class ModelRunner:
     model: Any  # TalkingHeadModel
     detector: Any  # LandmarkDetector used to embed the shots
     seed: int = 0
+    precision: str | None = None  # auto, bf16 or fp32 (None: $TALKING_HEAD_PRECISION)
 
     def embed(self, frames: Sequence[np.ndarray]) -> Any:
         """A person embedded from full frames (the app's path: detect, frame, embed)."""
@@ -299,13 +301,15 @@ class ModelRunner:
         from talking_head.finetune import FinetuneConfig, finetune_person
 
         torch.manual_seed(self.seed)
-        return finetune_person(self.model, person, steps=steps, config=FinetuneConfig(seed=self.seed))
+        return finetune_person(
+            self.model, person, steps=steps, config=FinetuneConfig(seed=self.seed), precision=self.precision
+        )
 
     def render(self, person: Any, points: np.ndarray) -> list[np.ndarray]:
         """Crops rendered from ``(T, 68, 2)`` landmarks in crop pixels."""
         from talking_head.pipeline import render_landmarks
 
-        return list(render_landmarks(self.model, person, points))
+        return list(render_landmarks(self.model, person, points, precision=self.precision))
 
 
 # ----- one clip ------------------------------------------------------------
@@ -476,7 +480,7 @@ def evaluate(
 
     started = time.perf_counter()
     detector = detector or get_detector(config.landmarks_backend)
-    runner = runner or ModelRunner(model, detector, seed=config.seed)
+    runner = runner or ModelRunner(model, detector, seed=config.seed, precision=config.precision)
     ctx = _Context(config, runner, detector, metrics.get_face_identity())
     root = Path(videos)
     paths = find_clips(root, config.max_clips)

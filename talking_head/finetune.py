@@ -51,6 +51,7 @@ from talking_head.losses import (
 from talking_head.model import TalkingHeadModel
 from talking_head.motion import flip_landmarks
 from talking_head.person import Person, eval_mode, images_to_tensor, landmark_images, model_device
+from talking_head.precision import Precision, resolve_precision
 from talking_head.warp import inter_ocular, warp_images
 
 logger = logging.getLogger(__name__)
@@ -77,9 +78,11 @@ class FinetuneConfig:
 
 
 @functools.lru_cache(maxsize=2)
-def _content_loss(config: LossConfig, device: str) -> ContentLoss:
-    """One ContentLoss per (config, device): loading VGG weights takes seconds."""
-    return ContentLoss(config, device=device)
+def _content_loss(config: LossConfig, device: str, precision: Precision) -> ContentLoss:
+    """One ContentLoss per (config, device, precision): loading VGG weights takes seconds."""
+    content_loss = ContentLoss(config, device=device)
+    precision.prepare_for_training(content_loss)
+    return content_loss
 
 
 def _shot_tensors(
@@ -166,16 +169,22 @@ def _train_step(
     optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
     content_loss: ContentLoss,
     loss_config: LossConfig,
+    precision: Precision,
 ) -> dict[str, float]:
-    """One D' update (hinge) then one G' update (L_CNT + L_ADV); returns the losses."""
+    """One D' update (hinge) then one G' update (L_CNT + L_ADV); returns the losses.
+
+    Forward passes run under ``precision``'s autocast; the losses are float32.
+    """
     opt_g, opt_d = optimizers
-    fake = generator(y, adain_params=psi, warp=warp)  # (B, 3, S, S)
+    with precision.autocast():
+        fake = generator(y, adain_params=psi, warp=warp)  # (B, 3, S, S)
 
     # Update D'.
     discriminator.requires_grad_(True)
     w.requires_grad_(True)
-    real_score, _ = discriminator(x, y, w=w)
-    fake_score, _ = discriminator(fake.detach(), y, w=w)
+    with precision.autocast():
+        real_score, _ = discriminator(x, y, w=w)
+        fake_score, _ = discriminator(fake.detach(), y, w=w)
     loss_d = d_hinge_loss(real_score, fake_score)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -184,10 +193,11 @@ def _train_step(
     # Update G' (ψ and ψ') against the updated D'.
     discriminator.requires_grad_(False)
     w.requires_grad_(False)
-    with torch.no_grad():
-        _, real_feats = discriminator(x, y, w=w)
-    fake_score, fake_feats = discriminator(fake, y, w=w)
-    content = content_loss(fake, x)
+    with precision.autocast():
+        with torch.no_grad():
+            _, real_feats = discriminator(x, y, w=w)
+        fake_score, fake_feats = discriminator(fake, y, w=w)
+        content = content_loss(fake, x)
     adversarial = g_adversarial_loss(fake_score)
     matching = feature_matching_loss(real_feats, fake_feats)
     loss_g = (
@@ -234,6 +244,7 @@ def finetune_person(
     steps: int,
     callback: FinetuneCallback | None = None,
     config: FinetuneConfig | None = None,
+    precision: str | Precision | None = None,
 ) -> Person:
     """Fine-tune G' and ψ' on the person's shots for ``steps`` steps; returns a new Person.
 
@@ -241,7 +252,10 @@ def finetune_person(
     ψ = P·ê). ``callback(step, total, losses)`` runs after every step; when
     it returns ``False`` (or raises) fine-tuning stops at once with
     :class:`~talking_head.errors.CancelledError` (the callback's own exception
-    propagates as is). The base ``model`` is never modified.
+    propagates as is). The base ``model`` is never modified. ``precision``
+    (``auto``, ``bf16``, ``fp32``; ``None``: ``$TALKING_HEAD_PRECISION``, default
+    ``auto``): bf16 runs the forward passes under autocast with channels_last
+    weights on a CPU; G', ψ', D', w' and Adam's moments stay float32.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -249,7 +263,9 @@ def finetune_person(
         return person
     config = config or FinetuneConfig()
     device = model_device(model)
+    precision = resolve_precision(precision, device)
     generator, discriminator, psi, w = _person_networks(model, person)
+    precision.prepare_for_training(generator, discriminator)
     opt_g = torch.optim.Adam(
         [p for p in generator.parameters() if p.requires_grad] + [psi],
         lr=config.generator_lr,
@@ -258,7 +274,7 @@ def finetune_person(
     opt_d = torch.optim.Adam(
         list(discriminator.parameters()) + [w], lr=config.discriminator_lr, betas=config.betas
     )
-    content_loss = _content_loss(config.loss, str(device))
+    content_loss = _content_loss(config.loss, str(device), precision)
     x_all, y_all, points_all = _shot_tensors(person, model.config.image_size, device, config.flip)
     rng = np.random.default_rng(config.seed)
     torch_rng = torch.Generator().manual_seed(config.seed)
@@ -281,6 +297,7 @@ def finetune_person(
             (opt_g, opt_d),
             content_loss,
             config.loss,
+            precision,
         )
         history.append(losses)
         if callback is not None and callback(step, steps, losses) is False:

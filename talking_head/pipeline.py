@@ -8,7 +8,8 @@ Layers (each usable alone):
 - :func:`load_driving`: a driving clip (landmarks tracked, streaming) or a saved
   landmark track (.npz) → the driver's landmarks in its own crop, smoothed.
 - :func:`animate_person`: an iterator of :class:`AnimationFrame`, rendered in
-  batches without gradients (CUDA when present, bf16 optional).
+  batches without gradients (CUDA when present; bf16 by the precision policy,
+  :mod:`talking_head.precision`).
 - :func:`render_video`: the result MP4 (driving fps, driving audio) and the
   optional landmark-overlay MP4, written as frames come.
 
@@ -57,6 +58,7 @@ from talking_head.person import (
     model_device,
     tensor_to_images,
 )
+from talking_head.precision import Precision, resolve_precision
 from talking_head.raster import rasterize_landmarks
 from talking_head.tracking import LandmarkTrack, track_landmarks
 from talking_head.video import VideoReader, VideoWriter, probe_video
@@ -203,13 +205,6 @@ def load_driving(
 # ----- rendering -----------------------------------------------------------------
 
 
-def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when asked; a no-op elsewhere (CPU bf16 is slower than fp32 here)."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def _shot_tensors(person: Person, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The person's shots ``(T, 3, S, S)`` in [-1, 1] and their landmarks ``(T, 68, 2)``, on ``device``."""
     shots = images_to_tensor(person.shots, device)
@@ -218,7 +213,7 @@ def _shot_tensors(person: Person, device: torch.device) -> tuple[torch.Tensor, t
 
 
 def _render_batch(
-    model: TalkingHeadModel, person: Person, points: np.ndarray, y_images: np.ndarray, bf16: bool
+    model: TalkingHeadModel, person: Person, points: np.ndarray, y_images: np.ndarray, precision: Precision
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """G'(y, ψ'[, warp]) for a batch: landmarks ``(B, 68, 2)`` and their images ``(B, S, S, 3)``.
 
@@ -227,8 +222,9 @@ def _render_batch(
     """
     device = model_device(model)
     generator = person.generator if person.generator is not None else model.generator
+    generator = precision.for_inference(generator)  # bf16 copy (cached) or G' itself for fp32
     psi = person.adain_params.to(device)
-    with torch.inference_mode(), eval_mode(generator), _autocast(device, bf16):
+    with torch.inference_mode(), eval_mode(generator):
         warp = None
         if model.config.warp_guided:
             shots, shot_points = _shot_tensors(person, device)
@@ -242,13 +238,18 @@ def render_landmarks(
     person: Person,
     points: np.ndarray,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    bf16: bool = False,
+    precision: str | Precision | None = None,
 ) -> Iterator[np.ndarray]:
-    """Render the person for ``(T, 68, 2)`` landmarks in crop pixels: yields ``(S, S, 3)`` uint8 crops."""
+    """Render the person for ``(T, 68, 2)`` landmarks in crop pixels: yields ``(S, S, 3)`` uint8 crops.
+
+    ``precision``: ``auto``, ``bf16``, ``fp32`` or a resolved :class:`Precision`
+    (``None``: ``$TALKING_HEAD_PRECISION``, default ``auto``).
+    """
     size = model.config.image_size
+    precision = resolve_precision(precision, model_device(model))
     for start in range(0, len(points), batch_size):
         batch = points[start : start + batch_size]
-        yield from _render_batch(model, person, batch, landmark_images(batch, size), bf16)[0]
+        yield from _render_batch(model, person, batch, landmark_images(batch, size), precision)[0]
 
 
 @dataclass
@@ -283,7 +284,7 @@ def animate_person(
     mode: str = "relative",
     reference: int | str = "neutral",
     batch_size: int = DEFAULT_BATCH_SIZE,
-    bf16: bool = False,
+    precision: str | Precision | None = None,
     watermark: bool = False,
     with_driving_frames: bool = False,
 ) -> Iterator[AnimationFrame]:
@@ -294,7 +295,8 @@ def animate_person(
     ``reference``: the driving frame the motion is measured from in relative
     mode (``"neutral"``, ``"first"`` or an index). ``with_driving_frames``
     re-reads the driving clip to attach each cropped driving frame (for the
-    overlay). Frames are rendered ``batch_size`` at a time without gradients.
+    overlay). Frames are rendered ``batch_size`` at a time without gradients,
+    in ``precision`` (see :func:`render_landmarks`).
     """
     if motion.image_size != model.config.image_size:
         raise ValueError(
@@ -305,10 +307,11 @@ def animate_person(
     )  # (T, 68, 2)
     crops = _driving_crops(motion) if with_driving_frames else None
     size = model.config.image_size
+    precision = resolve_precision(precision, model_device(model))
     for start in range(0, len(targets), batch_size):
         batch = targets[start : start + batch_size]
         y_images = landmark_images(batch, size)
-        results, warps = _render_batch(model, person, batch, y_images, bf16)
+        results, warps = _render_batch(model, person, batch, y_images, precision)
         warps = warps if warps is not None else [None] * len(results)
         for offset, (result, y_image, points, warp) in enumerate(zip(results, y_images, batch, warps)):
             index = start + offset
@@ -384,7 +387,7 @@ def render_video(
     reference: int | str = "neutral",
     paste_into_photo: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    bf16: bool = False,
+    precision: str | Precision | None = None,
     watermark: bool = False,
     progress: Progress | None = None,
 ) -> RenderResult:
@@ -417,7 +420,7 @@ def render_video(
             mode=mode,
             reference=reference,
             batch_size=batch_size,
-            bf16=bf16,
+            precision=precision,
             with_driving_frames=overlay is not None,
         )
         for frame in frames:

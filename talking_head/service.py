@@ -62,6 +62,7 @@ from talking_head.pipeline import (
     mark_synthetic,
     overlay_panels,
 )
+from talking_head.precision import precision_from_env, resolve_precision
 from talking_head.raster import rasterize_landmarks
 from talking_head.tracking import LandmarkTrack, check_driving_track
 from talking_head.video import VideoReader, VideoWriter, probe_video
@@ -286,6 +287,9 @@ def load_app_weights(
         logger.warning("no weights loaded from %s: %s", source, error)
         return AppWeights(source, None, weights_help(source, str(error).rstrip(".")))
     logger.info("loaded weights from %s (%d px) on %s", source, model.config.image_size, model_device(model))
+    # Fine-tuning and rendering read $TALKING_HEAD_PRECISION themselves; resolving it here fails a bad value at start.
+    precision = resolve_precision(precision_from_env(environ), model_device(model))
+    logger.info("precision %s (%s)", precision.name, precision.reason)
     return AppWeights(source, model)
 
 

@@ -62,7 +62,6 @@ the following steps equal those of an uninterrupted run.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
@@ -98,6 +97,7 @@ from talking_head.losses import (
     mouth_l1_loss,
 )
 from talking_head.model import TalkingHeadModel
+from talking_head.precision import Precision, resolve_precision
 from talking_head.warp import warp_episodes
 
 logger = logging.getLogger(__name__)
@@ -212,6 +212,7 @@ def train(
     val_dir: str | Path | None = None,
     device: str | torch.device | None = None,
     init_from: str | Path | None = None,
+    precision: str | Precision | None = None,
 ) -> TrainResult:
     """Meta-train E, G and D on the prepared clips in ``data_dir``; write the run into ``run_dir``.
 
@@ -219,6 +220,10 @@ def train(
     (default: ``data_dir``). ``device`` defaults to CUDA when available.
     ``init_from`` (a weights folder, fresh runs only) warm-starts the networks.
     Under ``torchrun`` each process calls this function; only rank 0 writes files.
+    ``precision`` (``auto``, ``bf16``, ``fp32``; ``None``: ``$TALKING_HEAD_PRECISION``,
+    default ``auto``): bf16 runs the forward passes under autocast (with
+    channels_last weights on a CPU); weights, Adam moments, EMA and loss sums
+    stay float32.
     """
     # Set up processes and devices.
     env = _init_distributed(device)
@@ -231,7 +236,8 @@ def train(
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    autocast = _autocast(env.device)
+    precision = resolve_precision(precision, env.device)
+    autocast = precision.autocast()
 
     # Load dataset.
     dataset = EpisodeDataset(data_dir, tc.k_shots, model_config.image_size, flip=tc.flip)
@@ -249,6 +255,7 @@ def train(
     ema_embedder = copy.deepcopy(embedder).eval().requires_grad_(False)
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
     content_loss = ContentLoss(loss_config, device=env.device)
+    precision.prepare_for_training(embedder, generator, discriminator, ema_embedder, ema_generator, content_loss)
     eg_params = list(embedder.parameters()) + list(generator.parameters())
     theta_params = [p for n, p in discriminator.named_parameters() if not n.startswith(VIDEO_TABLE_PREFIX)]
     w_params = list(discriminator.video_table.parameters())
@@ -296,6 +303,7 @@ def train(
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_run_config(run_dir, model_config, tc, loss_config, content_loss.kind, dataset, data_dir, env)
+        logger.info("precision %s (%s)", precision.name, precision.reason)
 
     # Fixed validation batch for the sample grids.
     fixed = _fixed_batch(val_dataset, tc.num_samples, env.device) if env.is_main and tc.sample_every else None
@@ -359,7 +367,7 @@ def train(
         discriminator.requires_grad_(False).eval()
         opt_eg.zero_grad(set_to_none=True)
         with autocast:
-            loss_cnt_terms = content_loss.terms(x_hat, x)  # VGG runs in bf16 on CUDA; the L1 sums are float32
+            loss_cnt_terms = content_loss.terms(x_hat, x)  # VGG runs in bf16 under autocast; the L1 sums are float32
             if loss_config.mouth_weight > 0:
                 loss_cnt_terms["mouth"] = loss_config.mouth_weight * mouth_l1_loss(x_hat, x, batch["target_points"])
             if adversarial:
@@ -531,13 +539,6 @@ def _check_ranks_in_sync(modules: list[nn.Module], env: _Dist) -> None:
 
 
 # ----- small helpers -------------------------------------------------------------
-
-
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; nothing on CPU (exact, and CPU bf16 is slow)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _seed_everything(seed: int) -> None:

@@ -11,6 +11,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TALKING_HEAD_LANDMARKS", "dlib")
+# Exact float32 everywhere, whatever the CPU: tests/test_precision.py asks for bf16 itself.
+os.environ.setdefault("TALKING_HEAD_PRECISION", "fp32")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"

@@ -115,7 +115,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=_at_least(1), default=8, help="frames rendered per batch (default 8)"
     )
-    parser.add_argument("--bf16", action="store_true", help="render with bf16 autocast (CUDA only)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        help="auto: bf16 where it is measured faster (CUDA, CPUs with bf16 units), else fp32 "
+        "(default: $TALKING_HEAD_PRECISION or auto)",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument(
         "--landmarks",
@@ -174,13 +179,16 @@ def run(args: argparse.Namespace) -> int:
     """Embed, fine-tune, track the driver, render; print a summary."""
     from talking_head import pipeline
     from talking_head.landmarks import get_detector
+    from talking_head.precision import resolve_precision
 
     _check_paths(args)
     started = time.perf_counter()
     model = pipeline.load_model(args.weights, device=args.device, revision=args.revision)
     detector = get_detector(args.landmarks) if args.landmarks else get_detector()
+    precision = resolve_precision(args.precision, pipeline.model_device(model))
     print(
-        f"weights: {args.weights} ({model.config.image_size} px, device {pipeline.model_device(model)}); landmarks: {detector.name}"
+        f"weights: {args.weights} ({model.config.image_size} px, device {pipeline.model_device(model)}, "
+        f"{precision.name}); landmarks: {detector.name}"
     )
 
     person = pipeline.embed_person(model, args.photos, detector=detector)
@@ -201,7 +209,12 @@ def run(args: argparse.Namespace) -> int:
 
             tune_start = time.perf_counter()
             person = pipeline.finetune_person(
-                model, person, args.steps, callback=on_step, config=pipeline.FinetuneConfig(seed=args.seed)
+                model,
+                person,
+                args.steps,
+                callback=on_step,
+                config=pipeline.FinetuneConfig(seed=args.seed),
+                precision=precision,
             )
         tune_s = time.perf_counter() - tune_start
         print(f"fine-tuned {args.steps} steps in {tune_s:.1f} s ({1000 * tune_s / args.steps:.0f} ms/step)")
@@ -233,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
             reference=args.reference,
             paste_into_photo=args.paste_back,
             batch_size=args.batch_size,
-            bf16=args.bf16,
+            precision=precision,
             watermark=args.watermark,
             progress=lambda done, total: bar.update(done - bar.n),
         )

@@ -22,6 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--landmarks", choices=("auto", "fan", "dlib"), help="landmark detector to time")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        help="precision of the fine-tuning and end-to-end runs (default auto); "
+        "fp32 and bf16 are also timed side by side",
+    )
+    parser.add_argument(
+        "--compare-precisions",
+        nargs="*",
+        choices=("fp32", "bf16"),
+        help="precisions timed side by side (default: fp32 bf16; none: skip)",
+    )
     parser.add_argument("--out", help="write results as JSON here and the table next to it (.txt)")
 
 
@@ -41,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         "weights": args.weights,
         "clip_seconds": args.clip_seconds,
         "landmarks_backend": args.landmarks,
+        "precision": args.precision,
+        "compare_precisions": tuple(args.compare_precisions) if args.compare_precisions is not None else None,
     }
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     results = run_benchmarks(config, progress=lambda msg: print(msg, flush=True))

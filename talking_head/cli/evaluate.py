@@ -67,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for fine-tuning")
     parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        help="auto: bf16 where it is measured faster (CUDA, CPUs with bf16 units), else fp32 "
+        "(default: $TALKING_HEAD_PRECISION or auto)",
+    )
+    parser.add_argument(
         "--threads", type=int, help="torch CPU threads (on a busy shared CPU, 1 can be much faster)"
     )
     parser.add_argument(
@@ -95,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, write REPORT.json + REPORT.md, print the table."""
     from talking_head.bench import machine_info
     from talking_head.evaluate import EvalConfig, evaluate, markdown_report, write_report
+    from talking_head.person import model_device
+    from talking_head.precision import resolve_precision
 
     config = EvalConfig(
         shots=args.shots,
@@ -108,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         baseline_warp=not args.no_warp,
         landmarks_backend=args.landmarks,
         seed=args.seed,
+        precision=args.precision,
     )
     if args.threads:
         import torch
@@ -117,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(model, args.videos, config, progress=lambda msg: log.info("%s", msg))
     report["weights"] = weights
     report["machine"] = machine_info()
+    report["precision"] = resolve_precision(args.precision, model_device(model)).name
     json_path, md_path = write_report(report, args.out)
     print(markdown_report(report))
     print(f"wrote {json_path} and {md_path}")

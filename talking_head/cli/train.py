@@ -108,6 +108,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", help="torch device (default: cuda if available; under torchrun: cuda:LOCAL_RANK)"
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        help="auto: bf16 autocast where it is measured faster (CUDA, CPUs with bf16 units), else fp32 "
+        "(default: $TALKING_HEAD_PRECISION or auto)",
+    )
 
 
 def _configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, LossConfig]:
@@ -162,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         val_dir=args.val_data,
         device=args.device,
         init_from=args.init_from,
+        precision=args.precision,
     )
     if result.stats:
         print(
