@@ -83,14 +83,15 @@ def test_bf16_inference_leaves_the_network_alone() -> None:
     assert resolve_precision("fp32", "cpu").for_inference(generator) is generator
     wrapped = bf16.for_inference(generator)
     y = torch.rand(2, 3, 64, 64) * 2 - 1
+    warp = torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.inference_mode():
-        out = wrapped(y, adain_params=torch.zeros(generator.n_adain_params))
+        out = wrapped(y, adain_params=torch.zeros(generator.n_adain_params), warp=warp)
     assert out.dtype == torch.float32 and out.shape == (2, 3, 64, 64)
     assert bf16.for_inference(generator) is wrapped  # cached
     state = generator.state_dict()
     assert all(torch.equal(state[k], before[k]) for k in before)  # spectral norms still on, weights fp32
     generator.train()
-    generator(y, adain_params=torch.zeros(generator.n_adain_params))  # a power iteration moves u and v
+    generator(y, adain_params=torch.zeros(generator.n_adain_params), warp=warp)  # a power iteration moves u and v
     assert bf16.for_inference(generator) is not wrapped  # so the cached copy is stale and remade
 
 
