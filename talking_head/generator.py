@@ -6,7 +6,15 @@ import torch
 from torch import nn
 
 from talking_head.config import ModelConfig
-from talking_head.layers import AdaINResBlock, ResBlockDown, ResBlockUp, SelfAttention, adain, sn_conv, sn_linear
+from talking_head.layers import (
+    AdaINResBlock,
+    ResBlockDown,
+    ResBlockUp,
+    SelfAttention,
+    adain,
+    sn_conv,
+    sn_linear,
+)
 
 # Channels of the warp-guided head: a residual over the warp (RGB) and the logit of the blend mask α.
 _WARP_HEAD_CHANNELS = 4

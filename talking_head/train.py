@@ -86,7 +86,6 @@ from talking_head.discriminator import VIDEO_TABLE_PREFIX, Discriminator
 from talking_head.embedder import Embedder
 from talking_head.errors import TalkingHeadError
 from talking_head.generator import Generator
-from talking_head.raster import rasterize_landmarks
 from talking_head.losses import (
     ContentLoss,
     LossConfig,
@@ -98,6 +97,7 @@ from talking_head.losses import (
 )
 from talking_head.model import TalkingHeadModel
 from talking_head.precision import Precision, resolve_precision
+from talking_head.raster import rasterize_landmarks
 from talking_head.warp import warp_episodes
 
 logger = logging.getLogger(__name__)

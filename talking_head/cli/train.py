@@ -41,6 +41,7 @@ _TRAIN_OPTIONS = {
     "seed": "seed",
     "workers": "workers",
     "warmup_steps": "warmup_steps",
+    "betas": "betas",
 }
 
 
@@ -81,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--d-steps", type=int, help=f"D updates per E/G update (default {d.d_steps})")
     parser.add_argument("--lr-eg", type=float, help=f"Adam lr of E and G (default {d.lr_eg})")
     parser.add_argument("--lr-d", type=float, help=f"Adam lr of D (default {d.lr_d})")
+    parser.add_argument(
+        "--betas", type=float, nargs=2, metavar=("B1", "B2"), help=f"Adam betas of both optimizers (default {d.betas})"
+    )
     parser.add_argument("--ema-decay", type=float, help=f"EMA decay of E and G (default {d.ema_decay})")
     parser.add_argument("--log-every", type=int, help=f"steps between stats lines (default {d.log_every})")
     parser.add_argument(
