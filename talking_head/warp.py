@@ -189,6 +189,18 @@ def sampling_grid(
     (:func:`_correct_at_landmarks`), so the warp is exact there.
     ``grid_size = S`` evaluates the TPS at every pixel instead.
     """
+    # Coordinates stay float32 under a caller's bf16 autocast: a pixel is 1/128 of the range.
+    with torch.autocast(target_points.device.type, enabled=False):
+        return _sampling_grid(target_points.float(), shot_points.float(), image_size, grid_size, regularization)
+
+
+def _sampling_grid(
+    target_points: torch.Tensor,
+    shot_points: torch.Tensor,
+    image_size: int,
+    grid_size: int | None,
+    regularization: float,
+) -> torch.Tensor:
     batch = target_points.shape[0]
     device = target_points.device
     anchors = border_anchors(image_size, device).expand(batch, -1, -1)  # (B, 8, 2)
