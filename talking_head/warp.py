@@ -43,7 +43,7 @@ DEFAULT_REGULARIZATION = 1e-6
 # Target landmarks closer than this (pixels) are merged (see merge_coincident).
 MERGE_RADIUS = 0.5
 # Softmax temperature of the K-shot weights, in inter-ocular distances.
-DEFAULT_TEMPERATURE = 0.005
+DEFAULT_TEMPERATURE = 0.002
 # Points per chunk when evaluating a TPS: keeps the (B, chunk, P) kernel block in cache.
 _EVAL_CHUNK = 2048
 
