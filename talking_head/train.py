@@ -302,7 +302,7 @@ def train(
     # Write the run config.
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_run_config(run_dir, model_config, tc, loss_config, content_loss.kind, dataset, data_dir, env)
+        _write_run_config(run_dir, model_config, tc, loss_config, content_loss.kind, dataset, data_dir, env, precision)
         logger.info("precision %s (%s)", precision.name, precision.reason)
 
     # Fixed validation batch for the sample grids.
@@ -643,6 +643,7 @@ def _write_run_config(
     dataset: EpisodeDataset,
     data_dir: str | Path,
     env: _Dist,
+    precision: Precision,
 ) -> None:
     config = {
         "model": model_config.to_dict(),
@@ -671,6 +672,7 @@ def _write_run_config(
         "videos": dataset.video_names(),
         "world_size": env.world_size,
         "device": str(env.device),
+        "precision": {"compute": precision.name, "reason": precision.reason},
         "torch": torch.__version__,
     }
     (run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

@@ -85,6 +85,7 @@ def test_train_overfits_one_tiny_video(tmp_path):
     # Run folder: config with every config and the content-loss kind, sample grids, one checkpoint.
     config_json = json.loads((run / "config.json").read_text())
     assert config_json["content_loss_kind"] == "pixel"
+    assert config_json["precision"]["compute"] == "fp32"  # conftest pins TALKING_HEAD_PRECISION=fp32
     assert config_json["train"]["betas"] == [0.0, 0.999] and config_json["train"]["lr_eg"] == 5e-4
     assert config_json["model"] == TINY_PAINT.to_dict() and config_json["loss"]["content_loss"] == "pixel"
     assert config_json["videos"] == ["person00/talk"]
