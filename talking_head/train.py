@@ -255,7 +255,9 @@ def train(
     ema_embedder = copy.deepcopy(embedder).eval().requires_grad_(False)
     ema_generator = copy.deepcopy(generator).eval().requires_grad_(False)
     content_loss = ContentLoss(loss_config, device=env.device)
-    precision.prepare_for_training(embedder, generator, discriminator, ema_embedder, ema_generator, content_loss)
+    precision.prepare_for_training(
+        embedder, generator, discriminator, ema_embedder, ema_generator, content_loss
+    )
     eg_params = list(embedder.parameters()) + list(generator.parameters())
     theta_params = [p for n, p in discriminator.named_parameters() if not n.startswith(VIDEO_TABLE_PREFIX)]
     w_params = list(discriminator.video_table.parameters())
@@ -302,7 +304,9 @@ def train(
     # Write the run config.
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_run_config(run_dir, model_config, tc, loss_config, content_loss.kind, dataset, data_dir, env, precision)
+        _write_run_config(
+            run_dir, model_config, tc, loss_config, content_loss.kind, dataset, data_dir, env, precision
+        )
         logger.info("precision %s (%s)", precision.name, precision.reason)
 
     # Fixed validation batch for the sample grids.
@@ -367,9 +371,13 @@ def train(
         discriminator.requires_grad_(False).eval()
         opt_eg.zero_grad(set_to_none=True)
         with autocast:
-            loss_cnt_terms = content_loss.terms(x_hat, x)  # VGG runs in bf16 under autocast; the L1 sums are float32
+            loss_cnt_terms = content_loss.terms(
+                x_hat, x
+            )  # VGG runs in bf16 under autocast; the L1 sums are float32
             if loss_config.mouth_weight > 0:
-                loss_cnt_terms["mouth"] = loss_config.mouth_weight * mouth_l1_loss(x_hat, x, batch["target_points"])
+                loss_cnt_terms["mouth"] = loss_config.mouth_weight * mouth_l1_loss(
+                    x_hat, x, batch["target_points"]
+                )
             if adversarial:
                 with torch.no_grad():
                     _, real_feats = discriminator(x, y, index)
@@ -600,8 +608,12 @@ def _warm_start(
         frames = np.linspace(0, len(clip) - 1, min(8, len(clip))).round().astype(int)
         x = torch.stack([image_to_tensor(clip.image(f, model_config.image_size)) for f in frames])
         y = torch.stack(
-            [image_to_tensor(rasterize_landmarks(clip.points(f, model_config.image_size), model_config.image_size))
-             for f in frames]
+            [
+                image_to_tensor(
+                    rasterize_landmarks(clip.points(f, model_config.image_size), model_config.image_size)
+                )
+                for f in frames
+            ]
         )
         rows.append(embedder(x.to(device), y.to(device)).mean(0))
     discriminator.video_table.parametrizations.weight.original.copy_(torch.stack(rows))  # (num_videos, N)
@@ -619,8 +631,12 @@ def _save_sample_grid(
     warps = warp.float() if warp is not None else [None] * len(x_hat)
     rows = [
         np.concatenate(
-            [tensor_to_image(lm), tensor_to_image(t), *([tensor_to_image(w)] if w is not None else []),
-             tensor_to_image(g)],
+            [
+                tensor_to_image(lm),
+                tensor_to_image(t),
+                *([tensor_to_image(w)] if w is not None else []),
+                tensor_to_image(g),
+            ],
             axis=1,
         )
         for lm, t, w, g in zip(batch["target_landmarks"], batch["target_image"], warps, x_hat.float())

@@ -95,7 +95,9 @@ class ThinPlateSpline:
         self, control: torch.Tensor, values: torch.Tensor, regularization: float = DEFAULT_REGULARIZATION
     ) -> None:
         if control.shape != values.shape or control.dim() != 3 or control.shape[-1] != 2:
-            raise ValueError(f"control and values must both be (B, P, 2), got {control.shape} and {values.shape}")
+            raise ValueError(
+                f"control and values must both be (B, P, 2), got {control.shape} and {values.shape}"
+            )
         batch, count, _ = control.shape
         # Solve in float64: the (P + 3)² system is tiny and its conditioning poor in float32.
         c = control.double()
@@ -191,7 +193,9 @@ def sampling_grid(
     """
     # Coordinates stay float32 under a caller's bf16 autocast: a pixel is 1/128 of the range.
     with torch.autocast(target_points.device.type, enabled=False):
-        return _sampling_grid(target_points.float(), shot_points.float(), image_size, grid_size, regularization)
+        return _sampling_grid(
+            target_points.float(), shot_points.float(), image_size, grid_size, regularization
+        )
 
 
 def _sampling_grid(
@@ -221,7 +225,9 @@ def _sampling_grid(
     edge = 1.0 - 1.0 / image_size
     coarse_axis = torch.linspace(-edge, edge, coarse_size, device=device).expand(batch, -1)
     coarse = _evaluate_on_grid(tps, coarse_axis, coarse_axis)  # (B, 2, c, c)
-    spread = _interpolation_matrix(pixels, -edge * ones, edge * ones, coarse_size, centred=False)[0]  # (B, S, c)
+    spread = _interpolation_matrix(pixels, -edge * ones, edge * ones, coarse_size, centred=False)[
+        0
+    ]  # (B, S, c)
     field = _upsample(coarse, spread, spread)  # (B, S, S, 2)
     # The landmarks' box with a margin of 3 fine cells, in normalized coordinates.
     target = control[:, :68]
@@ -231,14 +237,18 @@ def _sampling_grid(
     fine = _evaluate_on_grid(
         tps, _cell_centres(fine_size, low[:, 0], high[:, 0]), _cell_centres(fine_size, low[:, 1], high[:, 1])
     )  # (B, 2, n, n)
-    rows, inside_y = _interpolation_matrix(pixels, low[:, 1], high[:, 1], fine_size, centred=True)  # (B, S, n)
+    rows, inside_y = _interpolation_matrix(
+        pixels, low[:, 1], high[:, 1], fine_size, centred=True
+    )  # (B, S, n)
     cols, inside_x = _interpolation_matrix(pixels, low[:, 0], high[:, 0], fine_size, centred=True)
     # Inside the box (a range of rows × a range of columns), the fine field replaces the coarse one.
     for b in range(batch):
         ys, xs = inside_y[b].nonzero()[:, 0], inside_x[b].nonzero()[:, 0]
         if len(ys) and len(xs):
             y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
-            field[b, y0:y1, x0:x1] = _upsample(fine[b : b + 1], rows[b : b + 1, y0:y1], cols[b : b + 1, x0:x1])[0]
+            field[b, y0:y1, x0:x1] = _upsample(
+                fine[b : b + 1], rows[b : b + 1, y0:y1], cols[b : b + 1, x0:x1]
+            )[0]
     return _correct_at_landmarks(field, target, values[:, :68], radius=image_size / 48)
 
 
@@ -321,15 +331,21 @@ def _correct_at_landmarks(
     residual = values - _bilinear_at(field, centres)  # (B, P, 2)
     apart = (centres[:, :, None, :] - centres[:, None, :, :]) / radius  # (B, P, P, 2)
     gram = _bump(apart[..., 0]) * _bump(apart[..., 1])  # (B, P, P)
-    gram = gram + 1e-6 * torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)  # regular even for twins
+    gram = gram + 1e-6 * torch.eye(
+        gram.shape[-1], dtype=gram.dtype, device=gram.device
+    )  # regular even for twins
     amplitude = _solve(gram.double(), residual.double()).to(field.dtype)  # (B, P, 2)
     # Each bump touches the pixels of a (2·reach + 1)² window around its centre.
     reach = int(radius) + 1
     steps = torch.arange(-reach, reach + 1, device=field.device, dtype=field.dtype)  # (W,)
     start = centres.round()  # (B, P, 2)
     along = start[..., None] + steps  # (B, P, 2, W): pixel x (row 0) and y (row 1) of the window
-    weight_x = _bump((along[:, :, 0] - centres[..., 0:1]) / radius) * ((along[:, :, 0] >= 0) & (along[:, :, 0] < size))
-    weight_y = _bump((along[:, :, 1] - centres[..., 1:2]) / radius) * ((along[:, :, 1] >= 0) & (along[:, :, 1] < size))
+    weight_x = _bump((along[:, :, 0] - centres[..., 0:1]) / radius) * (
+        (along[:, :, 0] >= 0) & (along[:, :, 0] < size)
+    )
+    weight_y = _bump((along[:, :, 1] - centres[..., 1:2]) / radius) * (
+        (along[:, :, 1] >= 0) & (along[:, :, 1] < size)
+    )
     weight = weight_y[..., :, None] * weight_x[..., None, :]  # (B, P, W, W): [y, x]
     index = along.clamp(0, size - 1).long()
     flat = index[:, :, 1, :, None] * size + index[:, :, 0, None, :]  # (B, P, W, W)

@@ -9,7 +9,9 @@ import pytest
 from conftest import ASTRONAUT, REPO_ROOT
 
 WEIGHTS = REPO_ROOT / "weights"
-pytestmark = pytest.mark.skipif(not (WEIGHTS / "config.json").exists(), reason="no weights shipped in weights/")
+pytestmark = pytest.mark.skipif(
+    not (WEIGHTS / "config.json").exists(), reason="no weights shipped in weights/"
+)
 
 
 def test_shipped_weights_fit_the_cap_and_are_readable() -> None:

@@ -33,11 +33,19 @@ def _face_points(seed: int = 0, batch: int = 1, spread: float = 0.0) -> torch.Te
     t = np.linspace(0, np.pi, 17)
     jaw = np.stack([64 - 40 * np.cos(t), 60 + 40 * np.sin(t)], 1)
     brows = np.stack([np.linspace(34, 94, 10), 44 + 3 * np.sin(np.linspace(0, 2 * np.pi, 10))], 1)
-    nose = np.concatenate([np.stack([np.full(4, 64.0), np.linspace(50, 72, 4)], 1),
-                           np.stack([np.linspace(56, 72, 5), np.full(5, 76.0)], 1)])
+    nose = np.concatenate(
+        [
+            np.stack([np.full(4, 64.0), np.linspace(50, 72, 4)], 1),
+            np.stack([np.linspace(56, 72, 5), np.full(5, 76.0)], 1),
+        ]
+    )
     a = np.linspace(0, 2 * np.pi, 6, endpoint=False)
-    eyes = np.concatenate([np.stack([48 - 8 * np.cos(a), 54 - 3 * np.sin(a)], 1),
-                           np.stack([80 - 8 * np.cos(a), 54 - 3 * np.sin(a)], 1)])
+    eyes = np.concatenate(
+        [
+            np.stack([48 - 8 * np.cos(a), 54 - 3 * np.sin(a)], 1),
+            np.stack([80 - 8 * np.cos(a), 54 - 3 * np.sin(a)], 1),
+        ]
+    )
     m = np.linspace(0, 2 * np.pi, 12, endpoint=False)
     outer = np.stack([64 - 16 * np.cos(m), 90 - 6 * np.sin(m)], 1)
     n = np.linspace(0, 2 * np.pi, 8, endpoint=False)
@@ -115,7 +123,9 @@ def test_identity_when_shot_and_target_landmarks_are_equal() -> None:
     warped = warp_images(images, points, points)
     assert (warped - images).abs().max() < 1e-3
     grid = sampling_grid(points, points, S)
-    identity = torch.nn.functional.affine_grid(torch.eye(2, 3).expand(2, 2, 3), (2, 3, S, S), align_corners=False)
+    identity = torch.nn.functional.affine_grid(
+        torch.eye(2, 3).expand(2, 2, 3), (2, 3, S, S), align_corners=False
+    )
     assert (grid - identity).abs().max() < 1e-4
 
 
@@ -143,8 +153,11 @@ def test_k_shot_blend_prefers_the_shot_closest_to_the_target() -> None:
     # Equal distances: an even blend. Episodes give the same as warp_shots per episode.
     even = warp_shots(shots, torch.cat([close, close]), target)
     assert abs(even.mean().item()) < 1e-3
-    episodes = warp_episodes(shots[None].expand(2, -1, -1, -1, -1), torch.cat([far, close])[None].expand(2, -1, -1, -1),
-                             target.expand(2, -1, -1))
+    episodes = warp_episodes(
+        shots[None].expand(2, -1, -1, -1, -1),
+        torch.cat([far, close])[None].expand(2, -1, -1, -1),
+        target.expand(2, -1, -1),
+    )
     assert torch.allclose(episodes[0:1], blended, atol=1e-5)
 
 
