@@ -205,20 +205,30 @@ def load_driving(
 # ----- rendering -----------------------------------------------------------------
 
 
-def _shot_tensors(person: Person, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The person's shots ``(T, 3, S, S)`` in [-1, 1] and their landmarks ``(T, 68, 2)``, on ``device``."""
+def _warp_sources(model: TalkingHeadModel, person: Person) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """What a warp-guided G warps: the person's shots ``(T, 3, S, S)`` in [-1, 1] and their landmarks
+    ``(T, 68, 2)`` on the model's device, made once per video; ``None`` for a model that is not warp-guided."""
+    if not model.config.warp_guided:
+        return None
+    device = model_device(model)
     shots = images_to_tensor(person.shots, device)
     points = torch.from_numpy(np.asarray(person.shot_landmarks, dtype=np.float32)).to(device)
     return shots, points
 
 
 def _render_batch(
-    model: TalkingHeadModel, person: Person, points: np.ndarray, y_images: np.ndarray, precision: Precision
+    model: TalkingHeadModel,
+    person: Person,
+    points: np.ndarray,
+    y_images: np.ndarray,
+    precision: Precision,
+    sources: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """G'(y, ψ'[, warp]) for a batch: landmarks ``(B, 68, 2)`` and their images ``(B, S, S, 3)``.
 
-    Returns the rendered crops ``(B, S, S, 3)`` uint8 and, for a warp-guided
-    model, the warp of the person's shots to ``points`` that G refined (else None).
+    ``sources`` (from :func:`_warp_sources`) are warped to ``points`` for a
+    warp-guided model. Returns the rendered crops ``(B, S, S, 3)`` uint8 and
+    the warp that G refined (else None).
     """
     device = model_device(model)
     generator = person.generator if person.generator is not None else model.generator
@@ -226,9 +236,8 @@ def _render_batch(
     psi = person.adain_params.to(device)
     with torch.inference_mode(), eval_mode(generator):
         warp = None
-        if model.config.warp_guided:
-            shots, shot_points = _shot_tensors(person, device)
-            warp = warp_shots(shots, shot_points, torch.from_numpy(np.asarray(points, np.float32)).to(device))
+        if sources is not None:
+            warp = warp_shots(*sources, torch.from_numpy(np.asarray(points, np.float32)).to(device))
         fake = generator(images_to_tensor(y_images, device), adain_params=psi, warp=warp)  # (B, 3, S, S)
     return tensor_to_images(fake), (tensor_to_images(warp) if warp is not None else None)
 
@@ -247,9 +256,10 @@ def render_landmarks(
     """
     size = model.config.image_size
     precision = resolve_precision(precision, model_device(model))
+    sources = _warp_sources(model, person)
     for start in range(0, len(points), batch_size):
         batch = points[start : start + batch_size]
-        yield from _render_batch(model, person, batch, landmark_images(batch, size), precision)[0]
+        yield from _render_batch(model, person, batch, landmark_images(batch, size), precision, sources)[0]
 
 
 @dataclass
@@ -308,10 +318,11 @@ def animate_person(
     crops = _driving_crops(motion) if with_driving_frames else None
     size = model.config.image_size
     precision = resolve_precision(precision, model_device(model))
+    sources = _warp_sources(model, person)
     for start in range(0, len(targets), batch_size):
         batch = targets[start : start + batch_size]
         y_images = landmark_images(batch, size)
-        results, warps = _render_batch(model, person, batch, y_images, precision)
+        results, warps = _render_batch(model, person, batch, y_images, precision, sources)
         warps = warps if warps is not None else [None] * len(results)
         for offset, (result, y_image, points, warp) in enumerate(zip(results, y_images, batch, warps)):
             index = start + offset

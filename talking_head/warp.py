@@ -379,12 +379,15 @@ def inter_ocular(points: torch.Tensor) -> torch.Tensor:
 def shot_weights(
     shot_points: torch.Tensor, target_points: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE
 ) -> torch.Tensor:
-    """Blend weights of K shots for B targets: ``(K, 68, 2)``, ``(B, 68, 2)`` → ``(B, K)``, rows summing to 1.
+    """Blend weights of K shots for B targets, rows summing to 1: → ``(B, K)``.
 
-    The distance of shot k to target b is the mean landmark distance divided
-    by the target's inter-ocular distance; weights are ``softmax(−d / τ)``.
+    ``shot_points``: ``(K, 68, 2)`` shared by all targets, or ``(B, K, 68, 2)``
+    per target; ``target_points``: ``(B, 68, 2)``. The distance of shot k to
+    target b is the mean landmark distance divided by the target's
+    inter-ocular distance; weights are ``softmax(−d / τ)``.
     """
-    diff = target_points[:, None].float() - shot_points[None].float()  # (B, K, 68, 2)
+    shots = shot_points.float() if shot_points.dim() == 4 else shot_points.float()[None]
+    diff = target_points[:, None].float() - shots  # (B, K, 68, 2)
     distance = diff.norm(dim=-1).mean(-1) / inter_ocular(target_points.float()).clamp_min(1.0)[:, None]
     return torch.softmax(-distance / temperature, dim=1)
 
@@ -401,22 +404,17 @@ def warp_shots(
     ``shot_points`` ``(K, 68, 2)`` and ``target_points`` ``(B, 68, 2)`` are
     crop pixels. With one shot this is :func:`warp_images` of that shot.
     """
-    num_shots, batch = shots.shape[0], target_points.shape[0]
-    if shot_points.shape[0] != num_shots:
-        raise ValueError(f"{num_shots} shots but {shot_points.shape[0]} landmark sets")
-    if num_shots == 1:
-        # A materialized batch: grid_sample reads a stride-0 (expanded) batch ~20 % slower.
-        shots = shots.expand(batch, -1, -1, -1).contiguous()
-        return warp_images(shots, shot_points.expand(batch, -1, -1), target_points, grid_size)
-    # Every (target, shot) pair in one batched call: (B·K, C, S, S).
-    warped = warp_images(
-        shots.repeat(batch, 1, 1, 1),
-        shot_points.repeat(batch, 1, 1),
-        target_points.repeat_interleave(num_shots, dim=0),
+    if shot_points.shape[0] != shots.shape[0]:
+        raise ValueError(f"{shots.shape[0]} shots but {shot_points.shape[0]} landmark sets")
+    batch = target_points.shape[0]
+    # Materialized copies: grid_sample reads a stride-0 (expanded) batch ~20 % slower.
+    return warp_episodes(
+        shots.expand(batch, *shots.shape).contiguous(),
+        shot_points.expand(batch, *shot_points.shape),
+        target_points,
         grid_size,
-    ).reshape(batch, num_shots, *shots.shape[1:])
-    weights = shot_weights(shot_points, target_points, temperature).to(warped.dtype)  # (B, K)
-    return (warped * weights[:, :, None, None, None]).sum(1)
+        temperature,
+    )
 
 
 def warp_episodes(
@@ -426,12 +424,13 @@ def warp_episodes(
     grid_size: int | None = None,
     temperature: float = DEFAULT_TEMPERATURE,
 ) -> torch.Tensor:
-    """:func:`warp_shots` for a batch of episodes, each with its own K shots and one target.
+    """The K shots of each of B episodes warped to its one target and blended.
 
     ``shots`` ``(B, K, C, S, S)``, ``shot_points`` ``(B, K, 68, 2)``,
-    ``target_points`` ``(B, 68, 2)`` → ``(B, C, S, S)``.
+    ``target_points`` ``(B, 68, 2)`` → ``(B, C, S, S)``. Every (target, shot)
+    pair goes through one batched :func:`warp_images` call.
     """
-    batch, num_shots = shots.shape[:2]
+    num_shots = shots.shape[1]
     warped = warp_images(
         shots.flatten(0, 1),
         shot_points.flatten(0, 1),
@@ -440,9 +439,7 @@ def warp_episodes(
     ).reshape(shots.shape)  # (B, K, C, S, S)
     if num_shots == 1:
         return warped[:, 0]
-    weights = torch.stack(
-        [shot_weights(shot_points[b], target_points[b : b + 1], temperature)[0] for b in range(batch)]
-    ).to(warped.dtype)  # (B, K)
+    weights = shot_weights(shot_points, target_points, temperature).to(warped.dtype)  # (B, K)
     return (warped * weights[:, :, None, None, None]).sum(1)
 
 

@@ -23,6 +23,7 @@ import torch
 from talking_head.config import PRESETS, ModelConfig
 from talking_head.errors import TalkingHeadError
 from talking_head.losses import CONTENT_LOSS_CHOICES, LossConfig
+from talking_head.precision import POLICIES
 from talking_head.train import VARIANTS, TrainConfig, resume_configs, train
 
 # CLI option → TrainConfig field.
@@ -114,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
     parser.add_argument(
         "--precision",
-        choices=("auto", "bf16", "fp32"),
+        choices=POLICIES,
         help="auto: bf16 autocast where it is measured faster (CUDA, CPUs with bf16 units), else fp32 "
         "(default: $TALKING_HEAD_PRECISION or auto)",
     )
