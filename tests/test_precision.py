@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -109,6 +110,11 @@ def test_bf16_rendering_matches_fp32(tmp_path) -> None:
         assert len(scores) == 6 and min(scores) >= 30.0, scores
 
 
+# The paper's G on the tiny sizes: it starts far from the target, so 100 steps show learning
+# (a warp-guided G starts at the warp, whose content loss is already low).
+_TINY_PAINT = dataclasses.replace(ModelConfig.preset("tiny"), warp_guided=False, generator_skips=False)
+
+
 def _content_loss_drop(data, run, precision: str) -> float:
     """Mean content loss of the first 10 of 100 steps minus that of the last 10."""
     config = TrainConfig(
@@ -123,7 +129,7 @@ def _content_loss_drop(data, run, precision: str) -> float:
         seed=7,
     )
     train(
-        data, run, ModelConfig.preset("tiny"), config, LossConfig(content_loss="pixel"), precision=precision
+        data, run, _TINY_PAINT, config, LossConfig(content_loss="pixel"), precision=precision
     )
     losses = [json.loads(line)["loss_cnt"] for line in (run / "stats.jsonl").read_text().splitlines()]
     assert len(losses) == 100 and np.isfinite(losses).all()
