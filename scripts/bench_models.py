@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from talking_head.bench import bench_networks, format_sizes, machine_info, network_sizes
-from talking_head.config import PRESETS
+from talking_head.nets.config import PRESETS
 
 NUM_VIDEOS_FOR_W = 1000  # W size shown for scale: one row per training video
 

@@ -17,8 +17,8 @@ import torch
 
 from talking_head import evaluate as ev
 from talking_head import metrics
-from talking_head import warp as W
 from talking_head.landmarks import get_detector
+from talking_head.nets import warp as W
 
 torch.set_num_threads(1)
 

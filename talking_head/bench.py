@@ -131,7 +131,7 @@ def machine_info() -> dict[str, Any]:
     """CPU, its bf16 flags, cores, memory, load, torch version/threads and GPU, with a one-line ``summary``."""
     import torch
 
-    from talking_head.precision import cpu_bf16_flags
+    from talking_head.nets.precision import cpu_bf16_flags
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -207,9 +207,9 @@ def bench_networks(
     import torch
     from torch.nn.utils import parametrize
 
-    from talking_head.config import ModelConfig
-    from talking_head.embedder import Embedder
-    from talking_head.generator import Generator
+    from talking_head.nets.config import ModelConfig
+    from talking_head.nets.embedder import Embedder
+    from talking_head.nets.generator import Generator
 
     config = ModelConfig.preset(preset)
     torch.manual_seed(0)
@@ -260,10 +260,10 @@ def network_sizes(preset: str, num_videos: int = 1000) -> dict[str, Any]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from talking_head.config import ModelConfig
-    from talking_head.discriminator import VIDEO_TABLE_PREFIX, Discriminator
-    from talking_head.embedder import Embedder
-    from talking_head.generator import Generator
+    from talking_head.nets.config import ModelConfig
+    from talking_head.nets.discriminator import VIDEO_TABLE_PREFIX, Discriminator
+    from talking_head.nets.embedder import Embedder
+    from talking_head.nets.generator import Generator
 
     config = ModelConfig.preset(preset)
     with torch.device("meta"):
@@ -360,11 +360,11 @@ def bench_finetune(preset: str, steps: int, shots: int, precision: str | None = 
     """Fine-tuning ms/step (median of ``steps`` timed steps after a warm-up step) on random weights."""
     import torch
 
-    from talking_head.config import ModelConfig
     from talking_head.finetune import finetune_person
-    from talking_head.model import TalkingHeadModel
+    from talking_head.nets.config import ModelConfig
+    from talking_head.nets.model import TalkingHeadModel
+    from talking_head.nets.precision import resolve_precision
     from talking_head.person import embed_person
-    from talking_head.precision import resolve_precision
 
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -411,11 +411,11 @@ def bench_render(preset: str, frames: int, batch: int, precision: str | None = "
     """Median frames/s over batches of ``render_landmarks`` (the first batch is a warm-up), random weights."""
     import torch
 
-    from talking_head.config import ModelConfig
-    from talking_head.model import TalkingHeadModel
+    from talking_head.nets.config import ModelConfig
+    from talking_head.nets.model import TalkingHeadModel
+    from talking_head.nets.precision import resolve_precision
     from talking_head.person import embed_person
     from talking_head.pipeline import render_landmarks
-    from talking_head.precision import resolve_precision
 
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -496,8 +496,8 @@ def bench_train(
     """Meta-learning episodes/s of :func:`talking_head.train.train`: median of ``steps`` steps after a warm-up step."""
     import torch
 
-    from talking_head.config import ModelConfig
-    from talking_head.precision import resolve_precision
+    from talking_head.nets.config import ModelConfig
+    from talking_head.nets.precision import resolve_precision
     from talking_head.train import STATS_NAME, TrainConfig, train
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -537,8 +537,8 @@ def bench_precision(config: BenchConfig, workdir: Path) -> dict[str, Any]:
     """
     import torch
 
-    from talking_head.config import ModelConfig
-    from talking_head.precision import cpu_bf16_choice, measure_cpu_bf16_speedup, resolve_precision
+    from talking_head.nets.config import ModelConfig
+    from talking_head.nets.precision import cpu_bf16_choice, measure_cpu_bf16_speedup, resolve_precision
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     auto = resolve_precision("auto", device)
@@ -603,8 +603,8 @@ def bench_warp(batch: int = 8, image_size: int = 256, repeats: int = 30) -> dict
 
     from talking_head.framing import crop_box_from_landmarks, crop_image, points_to_crop
     from talking_head.landmarks import get_detector
+    from talking_head.nets.warp import warp_shots
     from talking_head.person import images_to_tensor
-    from talking_head.warp import warp_shots
 
     frame = next(synthetic_talking_frames(1, 512))
     face = get_detector("dlib").detect(frame)
@@ -648,8 +648,8 @@ def format_warp(warp: dict[str, Any]) -> str:
 def _random_weights(preset: str, folder: Path) -> Path:
     import torch
 
-    from talking_head.config import ModelConfig
-    from talking_head.model import TalkingHeadModel
+    from talking_head.nets.config import ModelConfig
+    from talking_head.nets.model import TalkingHeadModel
 
     torch.manual_seed(0)
     TalkingHeadModel(ModelConfig.preset(preset)).save_pretrained(folder)

@@ -25,7 +25,7 @@ against B's motion retargeted to A (what G was given).
 Methods, in the same run and table, for each number of shots T:
 ``copy`` (no model: the first shot crop is the prediction for every frame),
 ``warp`` (no network: the shot crops warped to each frame's landmarks by
-:func:`talking_head.warp.warp_person_crops`, what a warp-guided G starts from),
+:func:`talking_head.nets.warp.warp_person_crops`, what a warp-guided G starts from),
 ``FF`` (0 fine-tuning steps: ψ̂ = P·ê as the paper's feed-forward use of
 the model) and ``FT<N>`` (N fine-tuning steps). With one set of weights FF
 and FT differ only in fine-tuning; the paper's FF was also trained without
@@ -336,7 +336,7 @@ def _warp_baseline(
     clip: FramedClip, shot_ids: list[int], targets: np.ndarray
 ) -> tuple[list[np.ndarray], float]:
     """The clip's shot crops warped to ``targets`` ``(B, 68, 2)`` with no network, and the seconds it took."""
-    from talking_head.warp import warp_person_crops
+    from talking_head.nets.warp import warp_person_crops
 
     started = time.perf_counter()
     warped = warp_person_crops(

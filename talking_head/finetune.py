@@ -41,18 +41,18 @@ import torch
 from torch import nn
 
 from talking_head.errors import CancelledError
-from talking_head.losses import (
+from talking_head.motion import flip_landmarks
+from talking_head.nets.losses import (
     ContentLoss,
     LossConfig,
     d_hinge_loss,
     feature_matching_loss,
     g_adversarial_loss,
 )
-from talking_head.model import TalkingHeadModel
-from talking_head.motion import flip_landmarks
+from talking_head.nets.model import TalkingHeadModel
+from talking_head.nets.precision import Precision, resolve_precision
+from talking_head.nets.warp import inter_ocular, warp_images
 from talking_head.person import Person, eval_mode, images_to_tensor, landmark_images, model_device
-from talking_head.precision import Precision, resolve_precision
-from talking_head.warp import inter_ocular, warp_images
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ Layers (each usable alone):
   landmark track (.npz) → the driver's landmarks in its own crop, smoothed.
 - :func:`animate_person`: an iterator of :class:`AnimationFrame`, rendered in
   batches without gradients (CUDA when present; bf16 by the precision policy,
-  :mod:`talking_head.precision`).
+  :mod:`talking_head.nets.precision`).
 - :func:`render_video`: the result MP4 (driving fps, driving audio) and the
   optional landmark-overlay MP4, written as frames come.
 
@@ -45,8 +45,10 @@ from talking_head.framing import (
     smooth_crop_boxes,
 )
 from talking_head.landmarks import LandmarkDetector, get_detector
-from talking_head.model import TalkingHeadModel
 from talking_head.motion import retarget_landmarks, smooth_landmarks
+from talking_head.nets.model import TalkingHeadModel
+from talking_head.nets.precision import Precision, resolve_precision
+from talking_head.nets.warp import warp_shots
 from talking_head.overlay import draw_landmarks
 from talking_head.person import (
     Person,
@@ -58,11 +60,9 @@ from talking_head.person import (
     model_device,
     tensor_to_images,
 )
-from talking_head.precision import Precision, resolve_precision
 from talking_head.raster import rasterize_landmarks
 from talking_head.tracking import LandmarkTrack, track_landmarks
 from talking_head.video import VideoReader, VideoWriter, probe_video
-from talking_head.warp import warp_shots
 
 __all__ = [
     "AnimationFrame",

@@ -48,7 +48,8 @@ from talking_head.framing import (
 )
 from talking_head.images import load_image
 from talking_head.landmarks import LandmarkDetector
-from talking_head.model import TalkingHeadModel
+from talking_head.nets.model import TalkingHeadModel
+from talking_head.nets.precision import precision_from_env, resolve_precision
 from talking_head.overlay import draw_landmarks, media_kind, track_clip
 from talking_head.person import Person, PhotoReport, analyze_photo, embed_person, model_device
 from talking_head.pipeline import (
@@ -62,7 +63,6 @@ from talking_head.pipeline import (
     mark_synthetic,
     overlay_panels,
 )
-from talking_head.precision import precision_from_env, resolve_precision
 from talking_head.raster import rasterize_landmarks
 from talking_head.tracking import LandmarkTrack, check_driving_track
 from talking_head.video import VideoReader, VideoWriter, probe_video

@@ -7,7 +7,7 @@ on CPU). One step:
 1. Episode: for each video i of the batch, K shot frames and one target frame.
    ê_i = mean_k E(x_i(s_k), y_i(s_k)); x̂ = G(y_i(t), ê_i). A warp-guided G
    (DESIGN §7) also gets the K shots warped to the target's landmarks
-   (:func:`~talking_head.warp.warp_episodes`), as it will at inference.
+   (:func:`~talking_head.nets.warp.warp_episodes`), as it will at inference.
 2. D update(s) (``d_steps`` per step, on the same x̂, detached): hinge loss
    ``max(0, 1 − D(x, y, i)) + max(0, 1 + D(x̂, y, i))`` (raw scores, no sigmoid),
    plus, in the FT variant, the W side of L_MCH (``w_mch · |ê_i − W_i|``, ê_i
@@ -80,13 +80,13 @@ import torch.distributed as dist
 from PIL import Image
 from torch import nn
 
-from talking_head.config import ModelConfig
 from talking_head.data import EpisodeDataset, EpisodeSampler, image_to_tensor, tensor_to_image
-from talking_head.discriminator import VIDEO_TABLE_PREFIX, Discriminator
-from talking_head.embedder import Embedder
 from talking_head.errors import TalkingHeadError
-from talking_head.generator import Generator
-from talking_head.losses import (
+from talking_head.nets.config import ModelConfig
+from talking_head.nets.discriminator import VIDEO_TABLE_PREFIX, Discriminator
+from talking_head.nets.embedder import Embedder
+from talking_head.nets.generator import Generator
+from talking_head.nets.losses import (
     ContentLoss,
     LossConfig,
     d_hinge_loss,
@@ -95,10 +95,10 @@ from talking_head.losses import (
     g_adversarial_loss,
     mouth_l1_loss,
 )
-from talking_head.model import TalkingHeadModel
-from talking_head.precision import Precision, resolve_precision
+from talking_head.nets.model import TalkingHeadModel
+from talking_head.nets.precision import Precision, resolve_precision
+from talking_head.nets.warp import warp_episodes
 from talking_head.raster import rasterize_landmarks
-from talking_head.warp import warp_episodes
 
 logger = logging.getLogger(__name__)
 

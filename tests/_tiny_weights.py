@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from talking_head.config import ModelConfig
-from talking_head.model import TalkingHeadModel
+from talking_head.nets.config import ModelConfig
+from talking_head.nets.model import TalkingHeadModel
 
 
 def make_tiny_weights(directory: str | Path, seed: int = 0, preset: str = "tiny") -> Path:

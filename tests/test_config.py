@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from talking_head.config import PRESETS, ModelConfig
 from talking_head.errors import WeightsError
+from talking_head.nets.config import PRESETS, ModelConfig
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -82,7 +82,7 @@ def test_config_without_warp_fields_loads_as_the_painting_generator(tmp_path: Pa
 def test_paper_preset_is_as_published_and_shipped_presets_are_warp_guided() -> None:
     import torch
 
-    from talking_head.model import TalkingHeadModel
+    from talking_head.nets.model import TalkingHeadModel
 
     paper = ModelConfig.preset("paper")
     assert not paper.warp_guided and not paper.generator_skips

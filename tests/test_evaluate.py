@@ -136,7 +136,7 @@ def test_warp_baseline_beats_copy_when_the_target_is_the_shot_moved() -> None:
 def test_warp_person_crops_batches_and_keeps_the_shot_at_its_own_landmarks() -> None:
     from _synthetic import draw_face, template_landmarks
 
-    from talking_head.warp import warp_person_crops
+    from talking_head.nets.warp import warp_person_crops
 
     points = template_landmarks(64) * 0.8 + 6.4
     shot = draw_face(points, 64, (200, 160, 140), (40, 60, 90))
@@ -169,7 +169,7 @@ def synthetic_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_evaluate_tiny_synthetic_set(synthetic_videos: Path, tmp_path: Path) -> None:
     from _tiny_weights import make_tiny_weights
 
-    from talking_head.model import TalkingHeadModel
+    from talking_head.nets.model import TalkingHeadModel
 
     model = TalkingHeadModel.from_pretrained(make_tiny_weights(tmp_path / "weights"))
     config = EvalConfig(shots=(1,), steps=(0, 1), holdout=4, landmarks_backend="dlib")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from talking_head.errors import WeightsError
-from talking_head.losses import (
+from talking_head.nets.losses import (
     ContentLoss,
     LossConfig,
     d_hinge_loss,

@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from talking_head.config import ModelConfig
 from talking_head.errors import WeightsError
-from talking_head.model import WEIGHT_FILES, TalkingHeadModel
+from talking_head.nets.config import ModelConfig
+from talking_head.nets.model import WEIGHT_FILES, TalkingHeadModel
 
 CONFIG = ModelConfig.preset("tiny")
 S = CONFIG.image_size

@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from talking_head.config import ModelConfig
-from talking_head.discriminator import Discriminator
-from talking_head.embedder import Embedder
-from talking_head.generator import Generator
-from talking_head.layers import AdaINResBlock, SelfAttention
-from talking_head.model import TalkingHeadModel
+from talking_head.nets.config import ModelConfig
+from talking_head.nets.discriminator import Discriminator
+from talking_head.nets.embedder import Embedder
+from talking_head.nets.generator import Generator
+from talking_head.nets.layers import AdaINResBlock, SelfAttention
+from talking_head.nets.model import TalkingHeadModel
 
 CONFIG = dataclasses.replace(ModelConfig.preset("tiny"), warp_guided=False, generator_skips=False)
 B, S, N = 2, CONFIG.image_size, CONFIG.embedding_dim

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from talking_head.errors import WeightsError
-from talking_head.losses import ContentLoss, LossConfig
-from talking_head.perceptual import VGG19Features, VGGFaceFeatures, load_vgg_weights
+from talking_head.nets.losses import ContentLoss, LossConfig
+from talking_head.nets.perceptual import VGG19Features, VGGFaceFeatures, load_vgg_weights
 
 # torchvision's VGG `features` conv indices and (in, out) channels, written out by hand
 # so the test does not reuse the module's own layout code.

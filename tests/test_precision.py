@@ -12,14 +12,14 @@ from _synthetic import make_prepared_dataset
 from _tiny_weights import make_tiny_weights
 from conftest import ASTRONAUT
 
-from talking_head import precision as precision_module
 from talking_head.bench import moving_track
-from talking_head.config import ModelConfig
 from talking_head.errors import TalkingHeadError
-from talking_head.generator import Generator
-from talking_head.losses import LossConfig
 from talking_head.metrics import psnr
-from talking_head.precision import (
+from talking_head.nets import precision as precision_module
+from talking_head.nets.config import ModelConfig
+from talking_head.nets.generator import Generator
+from talking_head.nets.losses import LossConfig
+from talking_head.nets.precision import (
     ENV_PRECISION,
     parse_precision,
     precision_from_env,

@@ -14,9 +14,9 @@ import pytest
 import torch
 from _synthetic import make_prepared_dataset
 
-from talking_head.config import ModelConfig
 from talking_head.errors import TalkingHeadError
-from talking_head.losses import LossConfig
+from talking_head.nets.config import ModelConfig
+from talking_head.nets.losses import LossConfig
 from talking_head.train import TrainConfig, load_checkpoint, resume_configs, train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

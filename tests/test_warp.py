@@ -1,4 +1,4 @@
-"""The landmark-driven warp (talking_head.warp) and the warp-guided generator."""
+"""The landmark-driven warp (talking_head.nets.warp) and the warp-guided generator."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from talking_head.config import ModelConfig
-from talking_head.generator import Generator
-from talking_head.model import TalkingHeadModel
-from talking_head.warp import (
+from talking_head.nets.config import ModelConfig
+from talking_head.nets.generator import Generator
+from talking_head.nets.model import TalkingHeadModel
+from talking_head.nets.warp import (
     ThinPlateSpline,
     normalized_to_pixels,
     pixels_to_normalized,

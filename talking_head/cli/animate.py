@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     """Embed, fine-tune, track the driver, render; print a summary."""
     from talking_head import pipeline
     from talking_head.landmarks import get_detector
-    from talking_head.precision import resolve_precision
+    from talking_head.nets.precision import resolve_precision
 
     _check_paths(args)
     started = time.perf_counter()

@@ -23,7 +23,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the ``evaluate`` command."""
-    from talking_head.config import PRESETS
+    from talking_head.nets.config import PRESETS
 
     parser.add_argument(
         "--videos", required=True, help="folder of <identity>/<clip>.mp4 (or id/video/clip.mp4) clips"
@@ -88,8 +88,8 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, str]:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.random_weights:
-        from talking_head.config import ModelConfig
-        from talking_head.model import TalkingHeadModel
+        from talking_head.nets.config import ModelConfig
+        from talking_head.nets.model import TalkingHeadModel
 
         torch.manual_seed(args.seed)
         model = TalkingHeadModel(ModelConfig.preset(args.random_weights)).to(device)
@@ -101,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, write REPORT.json + REPORT.md, print the table."""
     from talking_head.bench import machine_info
     from talking_head.evaluate import EvalConfig, evaluate, markdown_report, write_report
+    from talking_head.nets.precision import resolve_precision
     from talking_head.person import model_device
-    from talking_head.precision import resolve_precision
 
     config = EvalConfig(
         shots=args.shots,

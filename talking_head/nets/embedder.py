@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from talking_head.config import ModelConfig
-from talking_head.layers import ResBlockDown, SelfAttention
+from talking_head.nets.config import ModelConfig
+from talking_head.nets.layers import ResBlockDown, SelfAttention
 
 
 class Embedder(nn.Module):

@@ -27,11 +27,11 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_tensors
 from torch import nn
 
-from talking_head.config import ModelConfig
-from talking_head.discriminator import VIDEO_TABLE_PREFIX, Discriminator
-from talking_head.embedder import Embedder
 from talking_head.errors import WeightsError
-from talking_head.generator import Generator
+from talking_head.nets.config import ModelConfig
+from talking_head.nets.discriminator import VIDEO_TABLE_PREFIX, Discriminator
+from talking_head.nets.embedder import Embedder
+from talking_head.nets.generator import Generator
 
 CONFIG_NAME = "config.json"
 WEIGHT_FILES = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from talking_head.config import ModelConfig
-from talking_head.layers import (
+from talking_head.nets.config import ModelConfig
+from talking_head.nets.layers import (
     AdaINResBlock,
     ResBlockDown,
     ResBlockUp,
@@ -34,7 +34,7 @@ class Generator(nn.Module):
     - head: AdaIN → ReLU → 3×3 conv → tanh (the paper's).
 
     Warp-guided (``config.warp_guided``): G's input is y concatenated with the
-    person's shots warped to y's landmarks (:mod:`talking_head.warp`), and the
+    person's shots warped to y's landmarks (:mod:`talking_head.nets.warp`), and the
     head (AdaIN → ReLU → 3×3 conv) outputs a residual Δ over the warp and a
     blend-mask logit m: rgb = warp + Δ, α = sigmoid(m),
     x̂ = α·warp + (1 − α)·rgb. That head conv starts at zero (and carries no

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talking_head.errors import WeightsError
-from talking_head.perceptual import VGG19Features, VGGFaceFeatures, load_vgg_weights
+from talking_head.nets.perceptual import VGG19Features, VGGFaceFeatures, load_vgg_weights
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from talking_head.config import ModelConfig
-from talking_head.layers import ResBlockDown, SelfAttention, sn_embedding
+from talking_head.nets.config import ModelConfig
+from talking_head.nets.layers import ResBlockDown, SelfAttention, sn_embedding
 
 # Prefix of the per-video table W in the state dict; W is training state, never exported.
 VIDEO_TABLE_PREFIX = "video_table."
