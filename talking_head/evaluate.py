@@ -159,7 +159,7 @@ def _read_sampled_frames(
     path: Path, wanted: set[int], max_seconds: float | None
 ) -> tuple[dict[int, np.ndarray], int, float]:
     """One streaming pass over the clip keeping only the ``wanted`` frame indices."""
-    from talking_head.video import VideoReader
+    from talking_head.media.video import VideoReader
 
     kept: dict[int, np.ndarray] = {}
     count = 0
@@ -178,7 +178,7 @@ def _read_sampled_frames(
 def frame_clip(path: Path, name: str, config: EvalConfig, image_size: int, detector: Any) -> FramedClip:
     """Read, sample, detect and frame one clip (see :func:`select_frames`)."""
     from talking_head.framing import crop_box_from_landmarks, crop_image, points_to_crop
-    from talking_head.video import probe_video
+    from talking_head.media.video import probe_video
 
     info = probe_video(path, max_seconds=config.max_seconds)
     shot_sets, holdout = select_frames(info.num_frames, config.shots, config.holdout, config.shot_fraction)

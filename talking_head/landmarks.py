@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from talking_head.errors import NoFaceError, WeightsError
-from talking_head.images import ImageSource, array_to_rgb, load_image
+from talking_head.media.images import ImageSource, array_to_rgb, load_image
 
 logger = logging.getLogger("talking_head.landmarks")
 

@@ -7,10 +7,10 @@ points at the frame's size, i.e. exactly what the networks see.
 
 Clips are processed in two streamed passes, so a clip is never held in memory:
 
-1. ``track_landmarks`` over a :class:`~talking_head.video.VideoReader` (the
+1. ``track_landmarks`` over a :class:`~talking_head.media.video.VideoReader` (the
    track is small: ``(T, 68, 2)`` floats);
 2. the clip is read again and each frame is drawn with its row of the *final*
-   track (gap-filled) and written to a :class:`~talking_head.video.VideoWriter`
+   track (gap-filled) and written to a :class:`~talking_head.media.video.VideoWriter`
    with the input's fps and audio.
 
 The second decode costs a few ms per frame, far less than detection, and it
@@ -30,11 +30,11 @@ import cv2
 import numpy as np
 
 from talking_head.errors import NoFaceError, TalkingHeadError, UnsupportedFileError
-from talking_head.images import IMAGE_EXTENSIONS, ImageSource, load_image
 from talking_head.landmarks import NO_FACE_MESSAGE, LandmarkDetector
+from talking_head.media.images import IMAGE_EXTENSIONS, ImageSource, load_image
+from talking_head.media.video import VideoReader, VideoWriter
 from talking_head.raster import LANDMARK_PARTS, line_width_for, rasterize_landmarks
 from talking_head.tracking import LandmarkTrack, track_landmarks
-from talking_head.video import VideoReader, VideoWriter
 
 __all__ = [
     "VIDEO_EXTENSIONS",

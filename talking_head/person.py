@@ -21,8 +21,8 @@ from torch import nn
 
 from talking_head.errors import NoFaceError
 from talking_head.framing import CropBox, crop_box_from_landmarks, crop_image, points_to_crop
-from talking_head.images import ImageSource, load_image
 from talking_head.landmarks import LandmarkDetector, get_detector
+from talking_head.media.images import ImageSource, load_image
 from talking_head.motion import estimate_yaw
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.raster import rasterize_landmarks_batch

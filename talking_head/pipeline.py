@@ -45,6 +45,7 @@ from talking_head.framing import (
     smooth_crop_boxes,
 )
 from talking_head.landmarks import LandmarkDetector, get_detector
+from talking_head.media.video import VideoReader, VideoWriter, probe_video
 from talking_head.motion import retarget_landmarks, smooth_landmarks
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision, resolve_precision
@@ -62,7 +63,6 @@ from talking_head.person import (
 )
 from talking_head.raster import rasterize_landmarks
 from talking_head.tracking import LandmarkTrack, track_landmarks
-from talking_head.video import VideoReader, VideoWriter, probe_video
 
 __all__ = [
     "AnimationFrame",

@@ -262,8 +262,8 @@ def _prepare_clip_checked(
     """The work of :func:`prepare_clip`, filling ``entry`` as facts become known; raises ``TalkingHeadError`` to skip."""
     from talking_head.framing import crop_box_from_landmarks, crop_image, points_to_crop, smooth_crop_boxes
     from talking_head.landmarks import get_detector
+    from talking_head.media.video import VideoReader
     from talking_head.tracking import track_landmarks
-    from talking_head.video import VideoReader
 
     detector = get_detector(options.backend)
     with VideoReader(task.source) as reader:

@@ -46,8 +46,9 @@ from talking_head.framing import (
     points_to_crop,
     smooth_crop_boxes,
 )
-from talking_head.images import load_image
 from talking_head.landmarks import LandmarkDetector
+from talking_head.media.images import load_image
+from talking_head.media.video import VideoReader, VideoWriter, probe_video
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import precision_from_env, resolve_precision
 from talking_head.overlay import draw_landmarks, media_kind, track_clip
@@ -65,7 +66,6 @@ from talking_head.pipeline import (
 )
 from talking_head.raster import rasterize_landmarks
 from talking_head.tracking import LandmarkTrack, check_driving_track
-from talking_head.video import VideoReader, VideoWriter, probe_video
 
 __all__ = [
     "DEFAULT_WEIGHTS",

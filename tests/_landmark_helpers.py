@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from talking_head.images import load_image
+from talking_head.media.images import load_image
 
 ASTRONAUT = Path(__file__).resolve().parent.parent / "examples" / "astronaut.png"
 # The astronaut's face with some margin (x0, y0, x1, y1); landmarks lie in about x 179-272, y 87-178.

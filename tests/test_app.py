@@ -13,7 +13,7 @@ import app
 from talking_head import service
 from talking_head.errors import NoFaceError
 from talking_head.landmarks import get_detector
-from talking_head.video import probe_video
+from talking_head.media.video import probe_video
 
 MOTION = Path(__file__).resolve().parent.parent / "examples" / "motions" / "calm-talking.npz"
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from _tiny_weights import make_tiny_weights
 
-from talking_head.video import VideoWriter, probe_video
+from talking_head.media.video import VideoWriter, probe_video
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MOTION = REPO_ROOT / "examples" / "motions" / "calm-talking.npz"
@@ -162,7 +162,7 @@ def test_photo_and_motion_give_result_and_overlay(server: AppServer, astronaut_p
 
 
 def test_driving_clip_upload(server: AppServer, astronaut_path: Path, tmp_path: Path) -> None:
-    from talking_head.images import load_image
+    from talking_head.media.images import load_image
 
     face = np.ascontiguousarray(load_image(astronaut_path)[20:276, 100:356])
     clip = tmp_path / "driver.mp4"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import app
-from talking_head.images import load_image
-from talking_head.video import VideoWriter, probe_video
+from talking_head.media.images import load_image
+from talking_head.media.video import VideoWriter, probe_video
 
 
 def test_build_demo_wires_the_handler() -> None:

@@ -10,9 +10,9 @@ import pytest
 from _tiny_weights import make_tiny_weights
 
 from talking_head.__main__ import main
-from talking_head.images import load_image
+from talking_head.media.images import load_image
+from talking_head.media.video import VideoWriter, probe_video
 from talking_head.tracking import LandmarkTrack
-from talking_head.video import VideoWriter, probe_video
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from _bad_inputs import png_header_only, write_uniform_png
 from PIL import Image
 
 from talking_head.errors import ImageReadError, ImageTooLargeError, TalkingHeadError, UnsupportedFileError
-from talking_head.images import array_to_rgb, load_image
+from talking_head.media.images import array_to_rgb, load_image
 
 EXIF_ORIENTATION = 0x0112
 

@@ -13,7 +13,6 @@ from PIL import Image
 
 from talking_head import landmarks
 from talking_head.errors import NoFaceError, WeightsError
-from talking_head.images import load_image
 from talking_head.landmarks import (
     DLIB_MIN_RELATIVE_SCORE,
     DlibDetector,
@@ -25,6 +24,7 @@ from talking_head.landmarks import (
     get_detector,
     select_faces,
 )
+from talking_head.media.images import load_image
 
 EXIF_ORIENTATION = 0x0112
 # iBUG 68 indices.

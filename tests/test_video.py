@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talking_head import video
 from talking_head.errors import (
     CorruptVideoError,
     EmptyVideoError,
@@ -21,7 +20,8 @@ from talking_head.errors import (
     VideoReadError,
     VideoWriteError,
 )
-from talking_head.video import VideoReader, VideoWriter, ffmpeg_exe, probe_video, read_video_frames
+from talking_head.media import video
+from talking_head.media.video import VideoReader, VideoWriter, ffmpeg_exe, probe_video, read_video_frames
 
 # ----------------------------------------------------------------------------
 # Helpers: synthetic media made with ffmpeg's lavfi sources, and stream inspection.

@@ -153,8 +153,8 @@ def _check_paths(args: argparse.Namespace) -> None:
     """Fail before minutes of fine-tuning, not after: outputs are MP4s in existing folders,
     the photos exist, the driving track is valid (or the clip readable)."""
     from talking_head.errors import ImageReadError, UnsupportedFileError, VideoReadError, VideoWriteError
+    from talking_head.media.video import check_output_suffix, probe_video
     from talking_head.tracking import LandmarkTrack, check_driving_track
-    from talking_head.video import check_output_suffix, probe_video
 
     for out in (args.out, args.overlay):
         if out is not None:
