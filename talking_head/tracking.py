@@ -34,7 +34,7 @@ import numpy as np
 
 from talking_head.errors import EmptyVideoError, NoFaceError, TrackFormatError
 from talking_head.landmarks import NUM_LANDMARKS, FaceLandmarks, LandmarkDetector
-from talking_head.motion import frame_rate_indices
+from talking_head.media.frame_rate import frame_rate_indices
 
 TRACK_FORMAT_VERSION = 1
 DEFAULT_MAX_GAP_SECONDS = 0.5  # default max_gap: half a second of frames

@@ -40,7 +40,7 @@ from talking_head.errors import (
     VideoReadError,
     VideoWriteError,
 )
-from talking_head.motion import frame_rate_indices
+from talking_head.media.frame_rate import frame_rate_indices
 
 __all__ = [
     "VideoInfo",
@@ -340,7 +340,7 @@ class VideoReader:
     not resampled to ``info.fps``). Each iteration starts again at the first frame.
 
     ``max_fps``: a clip faster than this yields only the frames nearest to
-    ``0, 1/max_fps, 2/max_fps, ...`` (:func:`talking_head.motion.frame_rate_indices`),
+    ``0, 1/max_fps, 2/max_fps, ...`` (:func:`talking_head.media.frame_rate.frame_rate_indices`),
     and ``info`` describes what is yielded (``fps = max_fps``, same duration).
     The others are still decoded, but nothing downstream sees them.
     """
