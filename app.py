@@ -38,7 +38,7 @@ import numpy as np
 
 from talking_head import service
 from talking_head.errors import TalkingHeadError
-from talking_head.landmarks import BACKENDS, LandmarkDetector, get_detector
+from talking_head.face.landmarks import BACKENDS, LandmarkDetector, get_detector
 from talking_head.overlay import describe_track, landmark_overlay, media_kind
 from talking_head.person import model_device
 from talking_head.pipeline import DEFAULT_SMOOTHING

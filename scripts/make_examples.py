@@ -33,10 +33,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from talking_head.landmarks import get_detector
+from talking_head.face.landmarks import get_detector
+from talking_head.face.tracking import LandmarkTrack, track_landmarks
 from talking_head.media.video import VideoReader
 from talking_head.service import write_motion_preview
-from talking_head.tracking import LandmarkTrack, track_landmarks
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch
 
 from talking_head import evaluate as ev
 from talking_head import metrics
-from talking_head.landmarks import get_detector
+from talking_head.face.landmarks import get_detector
 from talking_head.nets import warp as W
 
 torch.set_num_threads(1)

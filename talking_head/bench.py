@@ -330,8 +330,8 @@ def write_synthetic_clip(path: Path, seconds: float, fps: float, size: int) -> P
 
 def bench_landmarks(num_frames: int, size: int, backend: str = "auto") -> dict[str, Any]:
     """Landmark frames/s on the synthetic clip: full detection per frame vs ``track_landmarks``."""
-    from talking_head.landmarks import get_detector
-    from talking_head.tracking import track_landmarks
+    from talking_head.face.landmarks import get_detector
+    from talking_head.face.tracking import track_landmarks
 
     detector = get_detector(backend)
     frames = list(synthetic_talking_frames(num_frames, size))  # decoded up front: not timed
@@ -457,7 +457,7 @@ def write_synthetic_dataset(
     every frame reuses that crop with :func:`moving_track` landmarks.
     """
     from talking_head.data import MANIFEST_NAME, save_prepared_clip
-    from talking_head.landmarks import get_detector
+    from talking_head.face.landmarks import get_detector
     from talking_head.person import analyze_photo
 
     photo = next(synthetic_talking_frames(1, 512))
@@ -601,8 +601,8 @@ def bench_warp(batch: int = 8, image_size: int = 256, repeats: int = 30) -> dict
     """
     import torch
 
-    from talking_head.framing import crop_box_from_landmarks, crop_image, points_to_crop
-    from talking_head.landmarks import get_detector
+    from talking_head.face.framing import crop_box_from_landmarks, crop_image, points_to_crop
+    from talking_head.face.landmarks import get_detector
     from talking_head.nets.warp import warp_shots
     from talking_head.person import images_to_tensor
 

@@ -45,9 +45,9 @@ import torch
 from PIL import Image
 
 from talking_head.errors import TalkingHeadError
-from talking_head.framing import CropBox, crop_image, points_to_crop
-from talking_head.motion import flip_landmarks
-from talking_head.raster import rasterize_landmarks
+from talking_head.face.framing import CropBox, crop_image, points_to_crop
+from talking_head.face.motion import flip_landmarks
+from talking_head.face.raster import rasterize_landmarks
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.jsonl"

@@ -177,7 +177,7 @@ def _read_sampled_frames(
 
 def frame_clip(path: Path, name: str, config: EvalConfig, image_size: int, detector: Any) -> FramedClip:
     """Read, sample, detect and frame one clip (see :func:`select_frames`)."""
-    from talking_head.framing import crop_box_from_landmarks, crop_image, points_to_crop
+    from talking_head.face.framing import crop_box_from_landmarks, crop_image, points_to_crop
     from talking_head.media.video import probe_video
 
     info = probe_video(path, max_seconds=config.max_seconds)
@@ -396,7 +396,7 @@ def _cross_reenactment(
     source: FramedClip, driver: FramedClip, ctx: _Context, source_desc: list, persons: dict
 ) -> dict[str, Any]:
     """Person A (``source``) driven by B's (``driver``) hold-out motion in relative mode."""
-    from talking_head.motion import retarget_landmarks
+    from talking_head.face.motion import retarget_landmarks
 
     reference = metrics.mean_descriptor(source_desc)
     # B's frames are no ground truth for A: the reference row is A's real hold-out frames.
@@ -476,7 +476,7 @@ def evaluate(
     Clips that cannot be used (too short, unreadable, no face in the sampled
     frames) are listed with the reason and left out of the means.
     """
-    from talking_head.landmarks import get_detector
+    from talking_head.face.landmarks import get_detector
 
     started = time.perf_counter()
     detector = detector or get_detector(config.landmarks_backend)

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from talking_head.errors import CancelledError
-from talking_head.motion import flip_landmarks
+from talking_head.face.motion import flip_landmarks
 from talking_head.nets.losses import (
     ContentLoss,
     LossConfig,

@@ -1,7 +1,7 @@
 """Landmark overlays: each frame with its landmark drawing, beside the rasterized landmark image y.
 
 An overlay frame is ``(H, 2W, 3)``: on the left the input frame with the 68
-points, the part polylines (same colours as :data:`~talking_head.raster.LANDMARK_PARTS`)
+points, the part polylines (same colours as :data:`~talking_head.face.raster.LANDMARK_PARTS`)
 and the face box drawn on it; on the right ``rasterize_landmarks`` of the same
 points at the frame's size, i.e. exactly what the networks see.
 
@@ -30,11 +30,11 @@ import cv2
 import numpy as np
 
 from talking_head.errors import NoFaceError, TalkingHeadError, UnsupportedFileError
-from talking_head.landmarks import NO_FACE_MESSAGE, LandmarkDetector
+from talking_head.face.landmarks import NO_FACE_MESSAGE, LandmarkDetector
+from talking_head.face.raster import LANDMARK_PARTS, line_width_for, rasterize_landmarks
+from talking_head.face.tracking import LandmarkTrack, track_landmarks
 from talking_head.media.images import IMAGE_EXTENSIONS, ImageSource, load_image
 from talking_head.media.video import VideoReader, VideoWriter
-from talking_head.raster import LANDMARK_PARTS, line_width_for, rasterize_landmarks
-from talking_head.tracking import LandmarkTrack, track_landmarks
 
 __all__ = [
     "VIDEO_EXTENSIONS",

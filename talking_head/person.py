@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 from talking_head.errors import NoFaceError
-from talking_head.framing import CropBox, crop_box_from_landmarks, crop_image, points_to_crop
-from talking_head.landmarks import LandmarkDetector, get_detector
+from talking_head.face.framing import CropBox, crop_box_from_landmarks, crop_image, points_to_crop
+from talking_head.face.landmarks import LandmarkDetector, get_detector
+from talking_head.face.motion import estimate_yaw
+from talking_head.face.raster import rasterize_landmarks_batch
 from talking_head.media.images import ImageSource, load_image
-from talking_head.motion import estimate_yaw
 from talking_head.nets.model import TalkingHeadModel
-from talking_head.raster import rasterize_landmarks_batch
 
 # Usability thresholds. A face smaller than this (landmark box side, photo
 # pixels) is upscaled so much that E sees mostly blur.

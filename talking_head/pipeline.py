@@ -35,8 +35,7 @@ import numpy as np
 import torch
 
 from talking_head.errors import CancelledError, UnsupportedFileError
-from talking_head.finetune import FinetuneConfig, finetune_person, shot_reconstruction_error
-from talking_head.framing import (
+from talking_head.face.framing import (
     CropBox,
     crop_box_from_landmarks,
     crop_image,
@@ -44,9 +43,12 @@ from talking_head.framing import (
     points_to_crop,
     smooth_crop_boxes,
 )
-from talking_head.landmarks import LandmarkDetector, get_detector
+from talking_head.face.landmarks import LandmarkDetector, get_detector
+from talking_head.face.motion import retarget_landmarks, smooth_landmarks
+from talking_head.face.raster import rasterize_landmarks
+from talking_head.face.tracking import LandmarkTrack, track_landmarks
+from talking_head.finetune import FinetuneConfig, finetune_person, shot_reconstruction_error
 from talking_head.media.video import VideoReader, VideoWriter, probe_video
-from talking_head.motion import retarget_landmarks, smooth_landmarks
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision, resolve_precision
 from talking_head.nets.warp import warp_shots
@@ -61,8 +63,6 @@ from talking_head.person import (
     model_device,
     tensor_to_images,
 )
-from talking_head.raster import rasterize_landmarks
-from talking_head.tracking import LandmarkTrack, track_landmarks
 
 __all__ = [
     "AnimationFrame",

@@ -198,7 +198,7 @@ def _init_worker(backend: str) -> None:
     """Per worker: one thread for torch (workers already use the cores) and the detector built once."""
     import torch
 
-    from talking_head.landmarks import get_detector
+    from talking_head.face.landmarks import get_detector
 
     torch.set_num_threads(1)
     get_detector(backend)
@@ -260,10 +260,15 @@ def _prepare_clip_checked(
     task: ClipTask, out_dir: Path, options: PrepareOptions, entry: dict[str, Any]
 ) -> None:
     """The work of :func:`prepare_clip`, filling ``entry`` as facts become known; raises ``TalkingHeadError`` to skip."""
-    from talking_head.framing import crop_box_from_landmarks, crop_image, points_to_crop, smooth_crop_boxes
-    from talking_head.landmarks import get_detector
+    from talking_head.face.framing import (
+        crop_box_from_landmarks,
+        crop_image,
+        points_to_crop,
+        smooth_crop_boxes,
+    )
+    from talking_head.face.landmarks import get_detector
+    from talking_head.face.tracking import track_landmarks
     from talking_head.media.video import VideoReader
-    from talking_head.tracking import track_landmarks
 
     detector = get_detector(options.backend)
     with VideoReader(task.source) as reader:

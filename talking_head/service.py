@@ -37,8 +37,7 @@ import numpy as np
 import torch
 
 from talking_head.errors import NoFaceError, TalkingHeadError, UnsupportedFileError, WeightsError
-from talking_head.finetune import FinetuneConfig, finetune_person
-from talking_head.framing import (
+from talking_head.face.framing import (
     crop_box_from_landmarks,
     crop_image,
     paste_back,
@@ -46,7 +45,10 @@ from talking_head.framing import (
     points_to_crop,
     smooth_crop_boxes,
 )
-from talking_head.landmarks import LandmarkDetector
+from talking_head.face.landmarks import LandmarkDetector
+from talking_head.face.raster import rasterize_landmarks
+from talking_head.face.tracking import LandmarkTrack, check_driving_track
+from talking_head.finetune import FinetuneConfig, finetune_person
 from talking_head.media.images import load_image
 from talking_head.media.video import VideoReader, VideoWriter, probe_video
 from talking_head.nets.model import TalkingHeadModel
@@ -64,8 +66,6 @@ from talking_head.pipeline import (
     mark_synthetic,
     overlay_panels,
 )
-from talking_head.raster import rasterize_landmarks
-from talking_head.tracking import LandmarkTrack, check_driving_track
 
 __all__ = [
     "DEFAULT_WEIGHTS",

@@ -82,6 +82,7 @@ from torch import nn
 
 from talking_head.data import EpisodeDataset, EpisodeSampler, image_to_tensor, tensor_to_image
 from talking_head.errors import TalkingHeadError
+from talking_head.face.raster import rasterize_landmarks
 from talking_head.nets.config import ModelConfig
 from talking_head.nets.discriminator import VIDEO_TABLE_PREFIX, Discriminator
 from talking_head.nets.embedder import Embedder
@@ -98,7 +99,6 @@ from talking_head.nets.losses import (
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision, resolve_precision
 from talking_head.nets.warp import warp_episodes
-from talking_head.raster import rasterize_landmarks
 
 logger = logging.getLogger(__name__)
 

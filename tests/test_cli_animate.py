@@ -10,9 +10,9 @@ import pytest
 from _tiny_weights import make_tiny_weights
 
 from talking_head.__main__ import main
+from talking_head.face.tracking import LandmarkTrack
 from talking_head.media.images import load_image
 from talking_head.media.video import VideoWriter, probe_video
-from talking_head.tracking import LandmarkTrack
 
 
 @pytest.fixture(scope="module")

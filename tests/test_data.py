@@ -19,8 +19,8 @@ from talking_head.data import (
     tensor_to_image,
 )
 from talking_head.errors import TalkingHeadError
-from talking_head.motion import FLIP_PERMUTATION, flip_landmarks
-from talking_head.raster import rasterize_landmarks
+from talking_head.face.motion import FLIP_PERMUTATION, flip_landmarks
+from talking_head.face.raster import rasterize_landmarks
 
 
 def test_prepared_clip_round_trip(tmp_path):

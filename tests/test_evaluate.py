@@ -57,8 +57,8 @@ def test_find_clips(tmp_path: Path) -> None:
 def test_score_frames_real_faces(astronaut_path: Path) -> None:
     """Real crops scored against themselves: perfect image metrics, ~0 landmark error, CSIM ≈ 1."""
     from talking_head.bench import synthetic_talking_frames
-    from talking_head.framing import crop_box_from_landmarks, crop_image
-    from talking_head.landmarks import get_detector
+    from talking_head.face.framing import crop_box_from_landmarks, crop_image
+    from talking_head.face.landmarks import get_detector
     from talking_head.metrics import get_face_identity
 
     detector, identity = get_detector("dlib"), get_face_identity()

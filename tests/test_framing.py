@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_raster import synthetic_face
 
-from talking_head.framing import (
+from talking_head.face.framing import (
     FRAME_SCALE,
     CropBox,
     crop_box_from_landmarks,

@@ -14,8 +14,8 @@ from _bad_inputs import write_track_npz
 from PIL import Image
 
 from talking_head.errors import TalkingHeadError
+from talking_head.face.tracking import LandmarkTrack
 from talking_head.media.images import load_image
-from talking_head.tracking import LandmarkTrack
 
 SEED = 14
 CASES = 120  # per loader and kind of damage

@@ -11,9 +11,9 @@ import torch
 from _landmark_helpers import ASTRONAUT, astronaut, blank_frame, face_crop, paste
 from PIL import Image
 
-from talking_head import landmarks
 from talking_head.errors import NoFaceError, WeightsError
-from talking_head.landmarks import (
+from talking_head.face import landmarks
+from talking_head.face.landmarks import (
     DLIB_MIN_RELATIVE_SCORE,
     DlibDetector,
     FaceLandmarks,
@@ -174,11 +174,11 @@ def test_auto_falls_back_to_dlib_with_one_log_line(
 ) -> None:
     _offline_without_fan(monkeypatch, tmp_path)
     monkeypatch.delenv("TALKING_HEAD_LANDMARKS", raising=False)
-    with caplog.at_level(logging.INFO, logger="talking_head.landmarks"):
+    with caplog.at_level(logging.INFO, logger="talking_head.face.landmarks"):
         first = get_detector("auto", device="cpu")
         second = get_detector(device="cpu")
     assert first.name == "dlib" and second is first  # cached, not rebuilt
-    lines = [r for r in caplog.records if r.name == "talking_head.landmarks"]
+    lines = [r for r in caplog.records if r.name == "talking_head.face.landmarks"]
     assert len(lines) == 1
     assert "dlib" in lines[0].getMessage() and "FAN" in lines[0].getMessage()
 
@@ -188,7 +188,7 @@ def test_env_var_chooses_backend(
 ) -> None:
     _offline_without_fan(monkeypatch, tmp_path)
     monkeypatch.setenv("TALKING_HEAD_LANDMARKS", "dlib")
-    with caplog.at_level(logging.INFO, logger="talking_head.landmarks"):
+    with caplog.at_level(logging.INFO, logger="talking_head.face.landmarks"):
         assert get_detector().name == "dlib"
     assert not caplog.records  # no FAN attempt, nothing to explain
     monkeypatch.setenv("TALKING_HEAD_LANDMARKS", "fan")
@@ -364,7 +364,7 @@ def test_the_automatic_choice_is_one_short_info_line(
         return "dlib-detector"
 
     monkeypatch.setattr(landmarks, "_cached", no_fan)
-    with caplog.at_level(logging.DEBUG, logger="talking_head.landmarks"):
+    with caplog.at_level(logging.DEBUG, logger="talking_head.face.landmarks"):
         assert landmarks._choose_automatically("cpu") == "dlib"
     infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert infos == ["landmarks: dlib (FAN weights not available)"]

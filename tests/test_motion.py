@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from talking_head.motion import (
+from talking_head.face.motion import (
     FLIP_PERMUTATION,
     apply_affine,
     estimate_yaw,

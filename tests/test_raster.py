@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from talking_head.raster import LANDMARK_PARTS, line_width_for, rasterize_landmarks, rasterize_landmarks_batch
+from talking_head.face.raster import (
+    LANDMARK_PARTS,
+    line_width_for,
+    rasterize_landmarks,
+    rasterize_landmarks_batch,
+)
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "landmarks_golden_256.png"
 

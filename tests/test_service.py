@@ -23,11 +23,11 @@ from talking_head.errors import (
     UnsupportedFileError,
     WeightsError,
 )
-from talking_head.landmarks import get_detector
+from talking_head.face.landmarks import get_detector
+from talking_head.face.tracking import LandmarkTrack
 from talking_head.media.images import load_image
 from talking_head.media.video import VideoWriter, ffmpeg_exe, probe_video, read_video_frames
 from talking_head.pipeline import load_model
-from talking_head.tracking import LandmarkTrack
 
 EXAMPLE_MOTIONS = Path(__file__).resolve().parent.parent / "examples" / "motions"
 MOTION = EXAMPLE_MOTIONS / "calm-talking.npz"

@@ -81,10 +81,10 @@ def astronaut_driven() -> tuple[torch.Tensor, torch.Tensor]:
     """Real landmarks: the example photo's (the shot) and the example motions retargeted to it (targets)."""
     from conftest import ASTRONAUT, EXAMPLES
 
-    from talking_head.framing import crop_box_from_landmarks, points_to_crop
-    from talking_head.landmarks import get_detector
-    from talking_head.motion import retarget_landmarks
-    from talking_head.tracking import LandmarkTrack
+    from talking_head.face.framing import crop_box_from_landmarks, points_to_crop
+    from talking_head.face.landmarks import get_detector
+    from talking_head.face.motion import retarget_landmarks
+    from talking_head.face.tracking import LandmarkTrack
 
     face = get_detector("dlib").detect(ASTRONAUT)
     shot = points_to_crop(face.points, crop_box_from_landmarks(face.points), S)

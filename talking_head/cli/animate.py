@@ -153,8 +153,8 @@ def _check_paths(args: argparse.Namespace) -> None:
     """Fail before minutes of fine-tuning, not after: outputs are MP4s in existing folders,
     the photos exist, the driving track is valid (or the clip readable)."""
     from talking_head.errors import ImageReadError, UnsupportedFileError, VideoReadError, VideoWriteError
+    from talking_head.face.tracking import LandmarkTrack, check_driving_track
     from talking_head.media.video import check_output_suffix, probe_video
-    from talking_head.tracking import LandmarkTrack, check_driving_track
 
     for out in (args.out, args.overlay):
         if out is not None:
@@ -178,7 +178,7 @@ def _check_paths(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Embed, fine-tune, track the driver, render; print a summary."""
     from talking_head import pipeline
-    from talking_head.landmarks import get_detector
+    from talking_head.face.landmarks import get_detector
     from talking_head.nets.precision import resolve_precision
 
     _check_paths(args)

@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from talking_head.landmarks import BACKENDS
+from talking_head.face.landmarks import BACKENDS
 from talking_head.prepare import PrepareOptions, prepare_dataset
 
 

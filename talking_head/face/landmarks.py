@@ -35,7 +35,7 @@ import numpy as np
 from talking_head.errors import NoFaceError, WeightsError
 from talking_head.media.images import ImageSource, array_to_rgb, load_image
 
-logger = logging.getLogger("talking_head.landmarks")
+logger = logging.getLogger("talking_head.face.landmarks")
 
 NUM_LANDMARKS = 68
 BACKENDS = ("auto", "fan", "dlib")
