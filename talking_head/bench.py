@@ -456,9 +456,9 @@ def write_synthetic_dataset(
     The example photo is framed once, as ``embed_person`` frames a photo;
     every frame reuses that crop with :func:`moving_track` landmarks.
     """
-    from talking_head.data import MANIFEST_NAME, save_prepared_clip
     from talking_head.face.landmarks import get_detector
     from talking_head.person import analyze_photo
+    from talking_head.training.data import MANIFEST_NAME, save_prepared_clip
 
     photo = next(synthetic_talking_frames(1, 512))
     _, shot = analyze_photo(photo, "example", get_detector(landmarks_backend), image_size)
@@ -493,12 +493,12 @@ def write_synthetic_dataset(
 def bench_train(
     preset: str, steps: int, batch: int, k_shots: int, data_dir: Path, run_dir: Path, precision: str | None = None
 ) -> dict[str, Any]:
-    """Meta-learning episodes/s of :func:`talking_head.train.train`: median of ``steps`` steps after a warm-up step."""
+    """Meta-learning episodes/s of :func:`talking_head.training.train.train`: median of ``steps`` steps after a warm-up step."""
     import torch
 
     from talking_head.nets.config import ModelConfig
     from talking_head.nets.precision import resolve_precision
-    from talking_head.train import STATS_NAME, TrainConfig, train
+    from talking_head.training.train import STATS_NAME, TrainConfig, train
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     resolved = resolve_precision(precision, device)

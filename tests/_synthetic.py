@@ -101,7 +101,7 @@ def make_prepared_dataset(
     Each video has its own skin and background colour and head position; its
     frames differ in mouth opening and a small jitter. Returns ``root``.
     """
-    from talking_head.data import MANIFEST_NAME, save_prepared_clip
+    from talking_head.training.data import MANIFEST_NAME, save_prepared_clip
 
     root = Path(root)
     rng = np.random.default_rng(seed)

@@ -9,7 +9,10 @@ import pytest
 import torch
 from _synthetic import draw_face, make_prepared_dataset, template_landmarks
 
-from talking_head.data import (
+from talking_head.errors import TalkingHeadError
+from talking_head.face.motion import FLIP_PERMUTATION, flip_landmarks
+from talking_head.face.raster import rasterize_landmarks
+from talking_head.training.data import (
     EpisodeDataset,
     EpisodeSampler,
     image_to_tensor,
@@ -18,9 +21,6 @@ from talking_head.data import (
     save_prepared_clip,
     tensor_to_image,
 )
-from talking_head.errors import TalkingHeadError
-from talking_head.face.motion import FLIP_PERMUTATION, flip_landmarks
-from talking_head.face.raster import rasterize_landmarks
 
 
 def test_prepared_clip_round_trip(tmp_path):

@@ -8,11 +8,11 @@ from _synthetic import make_prepared_dataset
 
 from talking_head.__main__ import main
 from talking_head.errors import WeightsError
-from talking_head.hub import export_run, push_folder, weights_files
 from talking_head.nets.config import ModelConfig
 from talking_head.nets.losses import LossConfig
 from talking_head.nets.model import TalkingHeadModel
-from talking_head.train import TrainConfig, load_checkpoint, train
+from talking_head.training.hub import export_run, push_folder, weights_files
+from talking_head.training.train import TrainConfig, load_checkpoint, train
 
 TINY = ModelConfig.preset("tiny")
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from _synthetic import make_photo_clip, write_clip
 
-from talking_head.data import EpisodeDataset, load_prepared_clip, read_manifest
 from talking_head.errors import TalkingHeadError
 from talking_head.media.images import load_image
-from talking_head.prepare import PrepareOptions, find_clips, prepare_dataset, sample_frame_indices
+from talking_head.training.data import EpisodeDataset, load_prepared_clip, read_manifest
+from talking_head.training.prepare import PrepareOptions, find_clips, prepare_dataset, sample_frame_indices
 
 OPTIONS = PrepareOptions(image_size=64, max_frames=6, min_frames=3, backend="dlib")
 

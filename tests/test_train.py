@@ -17,7 +17,7 @@ from _synthetic import make_prepared_dataset
 from talking_head.errors import TalkingHeadError
 from talking_head.nets.config import ModelConfig
 from talking_head.nets.losses import LossConfig
-from talking_head.train import TrainConfig, load_checkpoint, resume_configs, train
+from talking_head.training.train import TrainConfig, load_checkpoint, resume_configs, train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = ModelConfig.preset("tiny")

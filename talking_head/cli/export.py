@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from talking_head.hub import export_run, weights_files
+from talking_head.training.hub import export_run, weights_files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from tqdm import tqdm
 
 from talking_head.face.landmarks import BACKENDS
-from talking_head.prepare import PrepareOptions, prepare_dataset
+from talking_head.training.prepare import PrepareOptions, prepare_dataset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from talking_head.hub import push_folder
+from talking_head.training.hub import push_folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

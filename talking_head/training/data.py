@@ -1,6 +1,6 @@
 """Prepared-clip storage and the meta-learning episode dataset.
 
-Prepared data layout (written by :mod:`talking_head.prepare`)::
+Prepared data layout (written by :mod:`talking_head.training.prepare`)::
 
     DATA/
       manifest.jsonl                     one JSON object per source clip (kept or skipped)

@@ -4,7 +4,7 @@ Input: a folder of clips laid out as ``<identity>/<clip>.mp4`` or VoxCeleb2's
 ``<id>/<video>/<clip>.mp4`` (any depth: the first folder is the identity, the
 rest of the path, without the suffix, names the clip).
 
-For each clip (see :mod:`talking_head.data` for the stored format):
+For each clip (see :mod:`talking_head.training.data` for the stored format):
 
 1. ``max_frames`` frames are sampled evenly over the whole clip (the decoder
    streams; only the sampled frames are kept in memory).
@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from talking_head.data import CLIPS_DIR, MANIFEST_NAME, read_manifest, save_prepared_clip
 from talking_head.errors import TalkingHeadError
+from talking_head.training.data import CLIPS_DIR, MANIFEST_NAME, read_manifest, save_prepared_clip
 
 logger = logging.getLogger(__name__)
 

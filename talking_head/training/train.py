@@ -31,7 +31,7 @@ parameter groups: ``theta`` (V's θ, w0, b) and ``W`` (the per-video table).
 
 Distributed data parallelism: every rank builds identical networks (same
 seed; rank 0's parameters and buffers are broadcast to be sure), draws
-different videos (:class:`~talking_head.data.EpisodeSampler`) and, after each
+different videos (:class:`~talking_head.training.data.EpisodeSampler`) and, after each
 backward, averages *all* gradients across ranks with one ``all_reduce`` per
 optimizer (the stylegan2-ada scheme; no ``DistributedDataParallel`` wrapper,
 whose one-forward-per-backward rule does not fit a step that runs D on real and
@@ -80,7 +80,6 @@ import torch.distributed as dist
 from PIL import Image
 from torch import nn
 
-from talking_head.data import EpisodeDataset, EpisodeSampler, image_to_tensor, tensor_to_image
 from talking_head.errors import TalkingHeadError
 from talking_head.face.raster import rasterize_landmarks
 from talking_head.nets.config import ModelConfig
@@ -99,6 +98,7 @@ from talking_head.nets.losses import (
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision, resolve_precision
 from talking_head.nets.warp import warp_episodes
+from talking_head.training.data import EpisodeDataset, EpisodeSampler, image_to_tensor, tensor_to_image
 
 logger = logging.getLogger(__name__)
 

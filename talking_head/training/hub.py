@@ -17,13 +17,13 @@ from typing import Any
 
 import torch
 
-from talking_head.data import read_manifest
 from talking_head.errors import TalkingHeadError, WeightsError
 from talking_head.nets.config import PRESETS, ModelConfig
 from talking_head.nets.discriminator import VIDEO_TABLE_PREFIX
 from talking_head.nets.model import CONFIG_NAME, WEIGHT_FILES, TalkingHeadModel
-from talking_head.train import CONFIG_NAME as RUN_CONFIG_NAME
-from talking_head.train import STATS_NAME, load_checkpoint
+from talking_head.training.data import read_manifest
+from talking_head.training.train import CONFIG_NAME as RUN_CONFIG_NAME
+from talking_head.training.train import STATS_NAME, load_checkpoint
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Meta-learning: prepared clips and episodes, the training loop, checkpoints, export and the Hub."""
