@@ -2,7 +2,7 @@
 
 A thin shell: widgets and wiring only; the work is done by
 ``talking_head.service`` (limits, input checks, the render job) on top of
-``talking_head.pipeline``. The model loads once, when the page is built, from
+``talking_head.animation.pipeline``. The model loads once, when the page is built, from
 ``$TALKING_HEAD_WEIGHTS`` (a weights folder or a Hub repo id; default
 ``weights/``); without weights the page says what is missing and how to fix it.
 
@@ -37,11 +37,11 @@ import gradio as gr
 import numpy as np
 
 from talking_head import service
+from talking_head.animation.overlay import describe_track, landmark_overlay, media_kind
+from talking_head.animation.person import model_device
+from talking_head.animation.pipeline import DEFAULT_SMOOTHING
 from talking_head.errors import TalkingHeadError
 from talking_head.face.landmarks import BACKENDS, LandmarkDetector, get_detector
-from talking_head.overlay import describe_track, landmark_overlay, media_kind
-from talking_head.person import model_device
-from talking_head.pipeline import DEFAULT_SMOOTHING
 
 logger = logging.getLogger("talking_head.app")
 

@@ -360,11 +360,11 @@ def bench_finetune(preset: str, steps: int, shots: int, precision: str | None = 
     """Fine-tuning ms/step (median of ``steps`` timed steps after a warm-up step) on random weights."""
     import torch
 
-    from talking_head.finetune import finetune_person
+    from talking_head.animation.finetune import finetune_person
+    from talking_head.animation.person import embed_person
     from talking_head.nets.config import ModelConfig
     from talking_head.nets.model import TalkingHeadModel
     from talking_head.nets.precision import resolve_precision
-    from talking_head.person import embed_person
 
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -411,11 +411,11 @@ def bench_render(preset: str, frames: int, batch: int, precision: str | None = "
     """Median frames/s over batches of ``render_landmarks`` (the first batch is a warm-up), random weights."""
     import torch
 
+    from talking_head.animation.person import embed_person
+    from talking_head.animation.pipeline import render_landmarks
     from talking_head.nets.config import ModelConfig
     from talking_head.nets.model import TalkingHeadModel
     from talking_head.nets.precision import resolve_precision
-    from talking_head.person import embed_person
-    from talking_head.pipeline import render_landmarks
 
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -456,8 +456,8 @@ def write_synthetic_dataset(
     The example photo is framed once, as ``embed_person`` frames a photo;
     every frame reuses that crop with :func:`moving_track` landmarks.
     """
+    from talking_head.animation.person import analyze_photo
     from talking_head.face.landmarks import get_detector
-    from talking_head.person import analyze_photo
     from talking_head.training.data import MANIFEST_NAME, save_prepared_clip
 
     photo = next(synthetic_talking_frames(1, 512))
@@ -601,10 +601,10 @@ def bench_warp(batch: int = 8, image_size: int = 256, repeats: int = 30) -> dict
     """
     import torch
 
+    from talking_head.animation.person import images_to_tensor
     from talking_head.face.framing import crop_box_from_landmarks, crop_image, points_to_crop
     from talking_head.face.landmarks import get_detector
     from talking_head.nets.warp import warp_shots
-    from talking_head.person import images_to_tensor
 
     frame = next(synthetic_talking_frames(1, 512))
     face = get_detector("dlib").detect(frame)

@@ -288,7 +288,7 @@ class ModelRunner:
 
     def embed(self, frames: Sequence[np.ndarray]) -> Any:
         """A person embedded from full frames (the app's path: detect, frame, embed)."""
-        from talking_head.person import embed_person
+        from talking_head.animation.person import embed_person
 
         return embed_person(self.model, list(frames), detector=self.detector)
 
@@ -298,7 +298,7 @@ class ModelRunner:
             return person
         import torch
 
-        from talking_head.finetune import FinetuneConfig, finetune_person
+        from talking_head.animation.finetune import FinetuneConfig, finetune_person
 
         torch.manual_seed(self.seed)
         return finetune_person(
@@ -307,7 +307,7 @@ class ModelRunner:
 
     def render(self, person: Any, points: np.ndarray) -> list[np.ndarray]:
         """Crops rendered from ``(T, 68, 2)`` landmarks in crop pixels."""
-        from talking_head.pipeline import render_landmarks
+        from talking_head.animation.pipeline import render_landmarks
 
         return list(render_landmarks(self.model, person, points, precision=self.precision))
 

@@ -36,6 +36,20 @@ import cv2
 import numpy as np
 import torch
 
+from talking_head.animation.finetune import FinetuneConfig, finetune_person
+from talking_head.animation.overlay import draw_landmarks, media_kind, track_clip
+from talking_head.animation.person import Person, PhotoReport, analyze_photo, embed_person, model_device
+from talking_head.animation.pipeline import (
+    CROP_SMOOTHING,
+    DEFAULT_SMOOTHING,
+    SYNTHETIC_METADATA,
+    DrivingMotion,
+    animate_person,
+    load_driving,
+    load_model,
+    mark_synthetic,
+    overlay_panels,
+)
 from talking_head.errors import NoFaceError, TalkingHeadError, UnsupportedFileError, WeightsError
 from talking_head.face.framing import (
     crop_box_from_landmarks,
@@ -48,24 +62,10 @@ from talking_head.face.framing import (
 from talking_head.face.landmarks import LandmarkDetector
 from talking_head.face.raster import rasterize_landmarks
 from talking_head.face.tracking import LandmarkTrack, check_driving_track
-from talking_head.finetune import FinetuneConfig, finetune_person
 from talking_head.media.images import load_image
 from talking_head.media.video import VideoReader, VideoWriter, probe_video
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import precision_from_env, resolve_precision
-from talking_head.overlay import draw_landmarks, media_kind, track_clip
-from talking_head.person import Person, PhotoReport, analyze_photo, embed_person, model_device
-from talking_head.pipeline import (
-    CROP_SMOOTHING,
-    DEFAULT_SMOOTHING,
-    SYNTHETIC_METADATA,
-    DrivingMotion,
-    animate_person,
-    load_driving,
-    load_model,
-    mark_synthetic,
-    overlay_panels,
-)
 
 __all__ = [
     "DEFAULT_WEIGHTS",

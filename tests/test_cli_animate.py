@@ -108,7 +108,7 @@ def test_animate_cli_checks_paths_before_work(
 @pytest.fixture
 def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loading the model means the inputs were not checked first."""
-    from talking_head import pipeline
+    from talking_head.animation import pipeline
 
     monkeypatch.setattr(pipeline, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
 

@@ -15,14 +15,14 @@ import torch
 from _synthetic import write_tone
 from _tiny_weights import make_tiny_weights
 
-from talking_head import pipeline
+from talking_head.animation import pipeline
+from talking_head.animation.finetune import FinetuneConfig
+from talking_head.animation.person import analyze_photo
 from talking_head.errors import CancelledError, NoFaceError
 from talking_head.face.landmarks import FaceLandmarks
 from talking_head.face.motion import interocular_distance
 from talking_head.face.tracking import LandmarkTrack
-from talking_head.finetune import FinetuneConfig
 from talking_head.media.video import VideoWriter, probe_video, read_video_frames
-from talking_head.person import analyze_photo
 
 
 def unit_face(mouth_open: float = 0.0) -> np.ndarray:

@@ -97,8 +97,8 @@ def test_bf16_inference_leaves_the_network_alone() -> None:
 
 
 def test_bf16_rendering_matches_fp32(tmp_path) -> None:
-    from talking_head import pipeline
-    from talking_head.finetune import finetune_person
+    from talking_head.animation import pipeline
+    from talking_head.animation.finetune import finetune_person
 
     model = pipeline.load_model(make_tiny_weights(tmp_path / "weights"), device="cpu")
     person = pipeline.embed_person(model, [ASTRONAUT])

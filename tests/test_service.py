@@ -16,6 +16,7 @@ from _tiny_weights import make_tiny_weights
 from PIL import Image
 
 from talking_head import service
+from talking_head.animation.pipeline import load_model
 from talking_head.errors import (
     ImageReadError,
     NoFaceError,
@@ -27,7 +28,6 @@ from talking_head.face.landmarks import get_detector
 from talking_head.face.tracking import LandmarkTrack
 from talking_head.media.images import load_image
 from talking_head.media.video import VideoWriter, ffmpeg_exe, probe_video, read_video_frames
-from talking_head.pipeline import load_model
 
 EXAMPLE_MOTIONS = Path(__file__).resolve().parent.parent / "examples" / "motions"
 MOTION = EXAMPLE_MOTIONS / "calm-talking.npz"

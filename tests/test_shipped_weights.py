@@ -22,7 +22,7 @@ def test_shipped_weights_fit_the_cap_and_are_readable() -> None:
 
 
 def test_shipped_weights_load_and_render_the_example_photo() -> None:
-    from talking_head import pipeline
+    from talking_head.animation import pipeline
     from talking_head.nets.config import ModelConfig
     from talking_head.nets.warp import warp_person_crops
 

@@ -177,7 +177,7 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Embed, fine-tune, track the driver, render; print a summary."""
-    from talking_head import pipeline
+    from talking_head.animation import pipeline
     from talking_head.face.landmarks import get_detector
     from talking_head.nets.precision import resolve_precision
 

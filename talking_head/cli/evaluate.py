@@ -84,7 +84,7 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, str]:
     """The model to evaluate (on CUDA when present) and a label for the report."""
     import torch
 
-    from talking_head.pipeline import load_model
+    from talking_head.animation.pipeline import load_model
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.random_weights:
@@ -99,10 +99,10 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write REPORT.json + REPORT.md, print the table."""
+    from talking_head.animation.person import model_device
     from talking_head.bench import machine_info
     from talking_head.evaluate import EvalConfig, evaluate, markdown_report, write_report
     from talking_head.nets.precision import resolve_precision
-    from talking_head.person import model_device
 
     config = EvalConfig(
         shots=args.shots,

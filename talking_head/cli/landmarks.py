@@ -12,9 +12,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from talking_head.animation.overlay import check_overlay_path, describe_track, landmark_overlay, media_kind
 from talking_head.errors import TalkingHeadError, UnsupportedFileError
 from talking_head.face.landmarks import BACKENDS, get_detector
-from talking_head.overlay import check_overlay_path, describe_track, landmark_overlay, media_kind
 
 logger = logging.getLogger("talking_head.cli.landmarks")
 

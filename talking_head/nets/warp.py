@@ -453,12 +453,12 @@ def warp_person_crops(
     """The warp alone (no network): a person's shot crops warped to every target, as uint8 crops.
 
     ``shots`` ``(K, S, S, 3)`` uint8 and ``shot_points`` ``(K, 68, 2)`` crop
-    pixels (a :class:`~talking_head.person.Person`'s ``shots`` and
+    pixels (a :class:`~talking_head.animation.person.Person`'s ``shots`` and
     ``shot_landmarks``); ``target_points`` ``(B, 68, 2)`` crop pixels →
     ``(B, S, S, 3)`` uint8 (:func:`warp_shots`, ``batch_size`` targets at a time).
     """
     # Imported here: person sits above warp (it imports the model, which may import warp).
-    from talking_head.person import images_to_tensor, tensor_to_images
+    from talking_head.animation.person import images_to_tensor, tensor_to_images
 
     shots = np.array(shots, dtype=np.uint8)  # a copy: torch wants writable memory, the K crops are small
     targets = np.asarray(target_points, dtype=np.float32).reshape(-1, 68, 2)

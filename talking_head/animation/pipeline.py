@@ -3,8 +3,8 @@
 Layers (each usable alone):
 
 - :func:`load_model`: weights from a local folder or a Hub repo id.
-- :func:`talking_head.person.embed_person` and
-  :func:`talking_head.finetune.finetune_person` (re-exported here).
+- :func:`talking_head.animation.person.embed_person` and
+  :func:`talking_head.animation.finetune.finetune_person` (re-exported here).
 - :func:`load_driving`: a driving clip (landmarks tracked, streaming) or a saved
   landmark track (.npz) → the driver's landmarks in its own crop, smoothed.
 - :func:`animate_person`: an iterator of :class:`AnimationFrame`, rendered in
@@ -34,6 +34,18 @@ import cv2
 import numpy as np
 import torch
 
+from talking_head.animation.finetune import FinetuneConfig, finetune_person, shot_reconstruction_error
+from talking_head.animation.overlay import draw_landmarks
+from talking_head.animation.person import (
+    Person,
+    PhotoReport,
+    embed_person,
+    eval_mode,
+    images_to_tensor,
+    landmark_images,
+    model_device,
+    tensor_to_images,
+)
 from talking_head.errors import CancelledError, UnsupportedFileError
 from talking_head.face.framing import (
     CropBox,
@@ -47,22 +59,10 @@ from talking_head.face.landmarks import LandmarkDetector, get_detector
 from talking_head.face.motion import retarget_landmarks, smooth_landmarks
 from talking_head.face.raster import rasterize_landmarks
 from talking_head.face.tracking import LandmarkTrack, track_landmarks
-from talking_head.finetune import FinetuneConfig, finetune_person, shot_reconstruction_error
 from talking_head.media.video import VideoReader, VideoWriter, probe_video
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision, resolve_precision
 from talking_head.nets.warp import warp_shots
-from talking_head.overlay import draw_landmarks
-from talking_head.person import (
-    Person,
-    PhotoReport,
-    embed_person,
-    eval_mode,
-    images_to_tensor,
-    landmark_images,
-    model_device,
-    tensor_to_images,
-)
 
 __all__ = [
     "AnimationFrame",

@@ -63,7 +63,7 @@ class Person:
     """An embedded (and optionally fine-tuned) person, ready to animate.
 
     ``generator`` is ``None`` for the feed-forward use (the base model's G with
-    ψ̂ = P·ê); after :func:`talking_head.finetune.finetune_person` it holds the
+    ψ̂ = P·ê); after :func:`talking_head.animation.finetune.finetune_person` it holds the
     person's own copy G' and ``adain_params`` is ψ'.
     """
 
