@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from talking_head.animation.overlay import compose_overlay
-from talking_head.bench import machine_info, synthetic_talking_frames
 from talking_head.errors import TalkingHeadError
+from talking_head.evaluation.bench import machine_info, synthetic_talking_frames
 from talking_head.face.landmarks import LandmarkDetector, get_detector
 from talking_head.face.raster import rasterize_landmarks
 from talking_head.face.tracking import track_landmarks

@@ -3,7 +3,7 @@
 Prints the machine, parameter counts (E, G with P, P alone, D's conv part V
 and its per-video W), MACs per frame of E and G, and ms/frame of E and G per
 batch size (median over repeats) on CPU, plus CUDA bf16 where a GPU exists.
-A thin command line over :mod:`talking_head.bench` (``network_sizes``,
+A thin command line over :mod:`talking_head.evaluation.bench` (``network_sizes``,
 ``bench_networks``).
 
     python scripts/bench_models.py --presets paper cpu --batch-sizes 1 8 --repeats 5
@@ -18,7 +18,7 @@ from pathlib import Path
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from talking_head.bench import bench_networks, format_sizes, machine_info, network_sizes
+from talking_head.evaluation.bench import bench_networks, format_sizes, machine_info, network_sizes
 from talking_head.nets.config import PRESETS
 
 NUM_VIDEOS_FOR_W = 1000  # W size shown for scale: one row per training video

@@ -9,7 +9,7 @@ present), a person embedded from T shots of the synthetic talking clip
   batches; median frames/s over batches (fp32, then bf16).
 
 Prints the machine first. Medians, not means: a shared machine has outliers.
-A thin command line over :mod:`talking_head.bench` (``bench_finetune``,
+A thin command line over :mod:`talking_head.evaluation.bench` (``bench_finetune``,
 ``bench_render``).
 
     python scripts/bench_pipeline.py --shots 1 8 --steps 10 --frames 64
@@ -27,7 +27,7 @@ import torch
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from talking_head.bench import bench_finetune, bench_render, machine_info
+from talking_head.evaluation.bench import bench_finetune, bench_render, machine_info
 
 
 def run_preset(preset: str, shots: list[int], steps: int, frames: int, batch: int) -> list[dict]:

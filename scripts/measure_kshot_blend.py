@@ -15,8 +15,8 @@ import time
 import numpy as np
 import torch
 
-from talking_head import evaluate as ev
-from talking_head import metrics
+from talking_head.evaluation import evaluate as ev
+from talking_head.evaluation import metrics
 from talking_head.face.landmarks import get_detector
 from talking_head.nets import warp as W
 

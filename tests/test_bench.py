@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talking_head import bench
+from talking_head.evaluation import bench
 
 
 def test_machine_info_names_the_machine() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talking_head import evaluate
-from talking_head.evaluate import EvalConfig, select_frames
+from talking_head.evaluation import evaluate
+from talking_head.evaluation.evaluate import EvalConfig, select_frames
 
 
 def test_select_frames_disjoint_and_even() -> None:
@@ -56,10 +56,10 @@ def test_find_clips(tmp_path: Path) -> None:
 
 def test_score_frames_real_faces(astronaut_path: Path) -> None:
     """Real crops scored against themselves: perfect image metrics, ~0 landmark error, CSIM ≈ 1."""
-    from talking_head.bench import synthetic_talking_frames
+    from talking_head.evaluation.bench import synthetic_talking_frames
+    from talking_head.evaluation.metrics import get_face_identity
     from talking_head.face.framing import crop_box_from_landmarks, crop_image
     from talking_head.face.landmarks import get_detector
-    from talking_head.metrics import get_face_identity
 
     detector, identity = get_detector("dlib"), get_face_identity()
     crops, points = [], []
@@ -153,7 +153,7 @@ def test_warp_person_crops_batches_and_keeps_the_shot_at_its_own_landmarks() -> 
 @pytest.fixture(scope="module")
 def synthetic_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two short clips of the example photo with small head motions."""
-    from talking_head.bench import synthetic_talking_frames
+    from talking_head.evaluation.bench import synthetic_talking_frames
     from talking_head.media.video import VideoWriter
 
     root = tmp_path_factory.mktemp("videos")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from talking_head import metrics
+from talking_head.evaluation import metrics
 
 
 def _random_image(seed: int = 0, size: int = 64) -> np.ndarray:

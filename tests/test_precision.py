@@ -12,9 +12,9 @@ from _synthetic import make_prepared_dataset
 from _tiny_weights import make_tiny_weights
 from conftest import ASTRONAUT
 
-from talking_head.bench import moving_track
 from talking_head.errors import TalkingHeadError
-from talking_head.metrics import psnr
+from talking_head.evaluation.bench import moving_track
+from talking_head.evaluation.metrics import psnr
 from talking_head.nets import precision as precision_module
 from talking_head.nets.config import ModelConfig
 from talking_head.nets.generator import Generator

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmarks, print the machine and the tables, optionally write them."""
-    from talking_head.bench import BenchConfig, format_table, run_benchmarks, write_results
+    from talking_head.evaluation.bench import BenchConfig, format_table, run_benchmarks, write_results
 
     if args.threads:
         import torch

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-REPO_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astronaut.png"
+REPO_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "astronaut.png"
 
 
 @dataclass(frozen=True)

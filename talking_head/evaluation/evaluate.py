@@ -6,7 +6,7 @@ paper) evenly from the rest, never overlapping. The person is embedded (and
 fine-tuned for N steps) from the shots; every hold-out frame is rendered from
 its own landmarks (absolute mode: same person) and compared with the real crop:
 
-- SSIM, PSNR and L1 on the crops (see :mod:`talking_head.metrics`);
+- SSIM, PSNR and L1 on the crops (see :mod:`talking_head.evaluation.metrics`);
 - mouth SSIM and L1: the same in the square around the target's lip
   landmarks (48–67, padded 25%), resized to 64×64 (DESIGN §7);
 - sharpness: variance of the Laplacian of the gray crop, also of the real
@@ -50,8 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from talking_head import metrics
 from talking_head.errors import NoFaceError, TalkingHeadError, VideoReadError
+from talking_head.evaluation import metrics
 
 log = logging.getLogger(__name__)
 
