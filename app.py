@@ -1,7 +1,7 @@
 """Gradio page: animate one or more photos of a person with a driving clip or motion.
 
 A thin shell: widgets and wiring only; the work is done by
-``talking_head.service`` (limits, input checks, the render job) on top of
+``talking_head.web.service`` (limits, input checks, the render job) on top of
 ``talking_head.animation.pipeline``. The model loads once, when the page is built, from
 ``$TALKING_HEAD_WEIGHTS`` (a weights folder or a Hub repo id; default
 ``weights/``); without weights the page says what is missing and how to fix it.
@@ -36,12 +36,12 @@ except ImportError:  # the app also runs without the `spaces` package
 import gradio as gr
 import numpy as np
 
-from talking_head import service
 from talking_head.animation.overlay import describe_track, landmark_overlay, media_kind
 from talking_head.animation.person import model_device
 from talking_head.animation.pipeline import DEFAULT_SMOOTHING
 from talking_head.errors import TalkingHeadError
 from talking_head.face.landmarks import BACKENDS, LandmarkDetector, get_detector
+from talking_head.web import service
 
 logger = logging.getLogger("talking_head.app")
 

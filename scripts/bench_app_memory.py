@@ -43,13 +43,13 @@ import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
 import app  # noqa: E402
-from talking_head import service  # noqa: E402
 from talking_head.face.landmarks import get_detector  # noqa: E402
 from talking_head.face.tracking import LandmarkTrack  # noqa: E402
 from talking_head.media.images import load_image  # noqa: E402
 from talking_head.media.video import VideoWriter, probe_video  # noqa: E402
 from talking_head.nets.config import ModelConfig  # noqa: E402
 from talking_head.nets.model import TalkingHeadModel  # noqa: E402
+from talking_head.web import service  # noqa: E402
 
 PHOTO = ROOT / "examples" / "astronaut.png"
 MOTION = ROOT / "examples" / "motions" / "calm-talking.npz"

@@ -10,10 +10,10 @@ import pytest
 from _tiny_weights import make_tiny_weights
 
 import app
-from talking_head import service
 from talking_head.errors import NoFaceError
 from talking_head.face.landmarks import get_detector
 from talking_head.media.video import probe_video
+from talking_head.web import service
 
 MOTION = Path(__file__).resolve().parent.parent / "examples" / "motions" / "calm-talking.npz"
 

@@ -1,4 +1,4 @@
-"""talking_head.service: limits, weights at start, input checks, previews, the render job, ZeroGPU durations."""
+"""talking_head.web.service: limits, weights at start, input checks, previews, the render job, ZeroGPU durations."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from _synthetic import write_tone
 from _tiny_weights import make_tiny_weights
 from PIL import Image
 
-from talking_head import service
 from talking_head.animation.pipeline import load_model
 from talking_head.errors import (
     ImageReadError,
@@ -28,6 +27,7 @@ from talking_head.face.landmarks import get_detector
 from talking_head.face.tracking import LandmarkTrack
 from talking_head.media.images import load_image
 from talking_head.media.video import VideoWriter, ffmpeg_exe, probe_video, read_video_frames
+from talking_head.web import service
 
 EXAMPLE_MOTIONS = Path(__file__).resolve().parent.parent / "examples" / "motions"
 MOTION = EXAMPLE_MOTIONS / "calm-talking.npz"

@@ -1,0 +1,1 @@
+"""What the web page needs, without Gradio: limits, state at start, input checks, the render job, previews."""
