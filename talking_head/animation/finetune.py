@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from talking_head.animation.person import Person, eval_mode, images_to_tensor, landmark_images, model_device
+from talking_head.animation.person import Person, eval_mode, landmark_images, model_device
 from talking_head.errors import CancelledError
 from talking_head.face.motion import flip_landmarks
 from talking_head.nets.losses import (
@@ -52,6 +52,7 @@ from talking_head.nets.losses import (
 )
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision, resolve_precision
+from talking_head.nets.tensors import images_to_tensor
 from talking_head.nets.warp import inter_ocular, warp_images
 
 logger = logging.getLogger(__name__)

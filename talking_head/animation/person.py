@@ -26,6 +26,7 @@ from talking_head.face.motion import estimate_yaw
 from talking_head.face.raster import rasterize_landmarks_batch
 from talking_head.media.images import ImageSource, load_image
 from talking_head.nets.model import TalkingHeadModel
+from talking_head.nets.tensors import images_to_tensor
 
 # Usability thresholds. A face smaller than this (landmark box side, photo
 # pixels) is upscaled so much that E sees mostly blur.
@@ -115,18 +116,6 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
 def model_device(model: nn.Module) -> torch.device:
     """The device of a module's first parameter (CPU for a parameter-less module)."""
     return next((p.device for p in model.parameters()), torch.device("cpu"))
-
-
-def images_to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """RGB uint8 ``(B, H, W, 3)`` → float ``(B, 3, H, W)`` in [-1, 1]."""
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    return tensor.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-
-
-def tensor_to_images(tensor: torch.Tensor) -> np.ndarray:
-    """Float ``(B, 3, H, W)`` in [-1, 1] → RGB uint8 ``(B, H, W, 3)`` on the CPU."""
-    scaled = tensor.detach().float().add(1.0).mul(127.5).round_().clamp_(0, 255)
-    return scaled.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def landmark_images(points: np.ndarray, size: int) -> np.ndarray:

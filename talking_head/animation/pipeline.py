@@ -41,10 +41,8 @@ from talking_head.animation.person import (
     PhotoReport,
     embed_person,
     eval_mode,
-    images_to_tensor,
     landmark_images,
     model_device,
-    tensor_to_images,
 )
 from talking_head.errors import CancelledError, UnsupportedFileError
 from talking_head.face.framing import (
@@ -62,6 +60,7 @@ from talking_head.face.tracking import LandmarkTrack, track_landmarks
 from talking_head.media.video import VideoReader, VideoWriter, probe_video
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision, resolve_precision
+from talking_head.nets.tensors import images_to_tensor, tensor_to_images
 from talking_head.nets.warp import warp_shots
 
 __all__ = [

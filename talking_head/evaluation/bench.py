@@ -601,9 +601,9 @@ def bench_warp(batch: int = 8, image_size: int = 256, repeats: int = 30) -> dict
     """
     import torch
 
-    from talking_head.animation.person import images_to_tensor
     from talking_head.face.framing import crop_box_from_landmarks, crop_image, points_to_crop
     from talking_head.face.landmarks import get_detector
+    from talking_head.nets.tensors import images_to_tensor
     from talking_head.nets.warp import warp_shots
 
     frame = next(synthetic_talking_frames(1, 512))

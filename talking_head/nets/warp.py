@@ -35,6 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from talking_head.nets.tensors import images_to_tensor, tensor_to_images
+
 # Landmark indices of the outer eye corners (iBUG 68): the face's scale for distances.
 _LEFT_EYE_OUTER, _RIGHT_EYE_OUTER = 36, 45
 # Smoothing of the TPS fit in normalized units. Keeps the system solvable when two
@@ -457,9 +459,6 @@ def warp_person_crops(
     ``shot_landmarks``); ``target_points`` ``(B, 68, 2)`` crop pixels →
     ``(B, S, S, 3)`` uint8 (:func:`warp_shots`, ``batch_size`` targets at a time).
     """
-    # Imported here: person sits above warp (it imports the model, which may import warp).
-    from talking_head.animation.person import images_to_tensor, tensor_to_images
-
     shots = np.array(shots, dtype=np.uint8)  # a copy: torch wants writable memory, the K crops are small
     targets = np.asarray(target_points, dtype=np.float32).reshape(-1, 68, 2)
     if len(shots) != len(shot_points):
