@@ -1,7 +1,7 @@
 """Gradio page: animate one or more photos of a person with a driving clip or motion.
 
 A thin shell: widgets and wiring only; the work is done by
-``talking_head.web.service`` (limits, input checks, the render job) on top of
+``talking_head.web`` (limits, input checks, the render job, previews) on top of
 ``talking_head.animation.pipeline``. The model loads once, when the page is built, from
 ``$TALKING_HEAD_WEIGHTS`` (a weights folder or a Hub repo id; default
 ``weights/``); without weights the page says what is missing and how to fix it.
@@ -41,7 +41,13 @@ from talking_head.animation.person import model_device
 from talking_head.animation.pipeline import DEFAULT_SMOOTHING
 from talking_head.errors import TalkingHeadError
 from talking_head.face.landmarks import BACKENDS, LandmarkDetector, get_detector
-from talking_head.web import service
+from talking_head.web import previews
+from talking_head.web.files import new_output_path
+from talking_head.web.inputs import MODES, RenderRequest
+from talking_head.web.job import PreparedJob, RenderOutcome, prepare_job, run_job
+from talking_head.web.limits import AppLimits, gpu_duration
+from talking_head.web.previews import example_motions, motion_preview
+from talking_head.web.state import AppWeights, load_app_weights
 
 logger = logging.getLogger("talking_head.app")
 
@@ -78,8 +84,8 @@ Every video carries a "synthetic" tag in its metadata and, by default, a visible
 class AppState:
     """What the page serves, loaded once at start."""
 
-    weights: service.AppWeights  # the model, or why there is none
-    limits: service.AppLimits  # upload/photo/seconds/size limits
+    weights: AppWeights  # the model, or why there is none
+    limits: AppLimits  # upload/photo/seconds/size limits
     detector: LandmarkDetector  # the landmark backend used for photos and driving clips
 
 
@@ -95,8 +101,8 @@ def load_state() -> AppState:
     """Load the weights, limits and landmark detector once (later calls reuse them)."""
     global _STATE
     if _STATE is None:
-        limits = service.AppLimits.from_env()
-        weights = service.load_app_weights()
+        limits = AppLimits.from_env()
+        weights = load_app_weights()
         _STATE = AppState(weights, limits, get_detector(device=_landmark_device()))
         logger.info("%s; landmarks: %s", weights.describe(), _STATE.detector.name)
     return _STATE
@@ -136,13 +142,13 @@ def user_errors(handler: Callable) -> Callable:
 # ----- the animate tab ------------------------------------------------------------------
 
 
-def _gpu_seconds(job: service.PreparedJob, progress: gr.Progress | None = None) -> int:
+def _gpu_seconds(job: PreparedJob, progress: gr.Progress | None = None) -> int:
     """ZeroGPU reservation for a prepared job (steps and frame count known)."""
-    return service.gpu_duration(job.request.steps, job.num_frames)
+    return gpu_duration(job.request.steps, job.num_frames)
 
 
 @gpu(duration=_gpu_seconds)
-def render_on_gpu(job: service.PreparedJob, progress: gr.Progress | None = None) -> service.RenderOutcome:
+def render_on_gpu(job: PreparedJob, progress: gr.Progress | None = None) -> RenderOutcome:
     """Embedding, fine-tuning and rendering: the only part that needs the GPU.
 
     On ZeroGPU this runs in a worker process that passes only ``gr.Error``
@@ -151,7 +157,7 @@ def render_on_gpu(job: service.PreparedJob, progress: gr.Progress | None = None)
     state = load_state()
     report = (lambda fraction, desc: progress(fraction, desc=desc)) if progress is not None else None
     try:
-        return service.run_job(state.weights.require(), job, state.detector, progress=report)
+        return run_job(state.weights.require(), job, state.detector, progress=report)
     except TalkingHeadError as error:
         raise gr.Error(_sentence(str(error)), print_exception=False) from error
 
@@ -186,10 +192,10 @@ def animate(
         raise TalkingHeadError(
             "choose a driving motion: click an example motion, upload a clip, or record one"
         )
-    request = service.RenderRequest(
+    request = RenderRequest(
         photos=tuple(_as_paths(photos)),
         driving=str(driving),
-        # Numbers go to the service as given: it refuses 2.5 steps or NaN seconds instead of rounding them.
+        # Numbers go to prepare_job as given: it refuses 2.5 steps or NaN seconds instead of rounding them.
         steps=steps,
         mode=mode,
         smoothing=smoothing,
@@ -199,7 +205,7 @@ def animate(
         watermark=bool(watermark),
     )
     progress(0.0, desc="Checking the inputs")
-    job = service.prepare_job(
+    job = prepare_job(
         request,
         state.limits,
         state.detector,
@@ -220,7 +226,7 @@ def preview_photos(photos: list[str] | None) -> list[tuple[np.ndarray, str]]:
         return []
     state = load_state()
     size = state.weights.model.config.image_size if state.weights.ok else 256
-    items, warnings = service.preview_photos(paths, state.detector, state.limits, size)
+    items, warnings = previews.preview_photos(paths, state.detector, state.limits, size)
     for warning in warnings:
         gr.Warning(_sentence(warning))
     return items
@@ -231,7 +237,7 @@ def preview_motion(motion: str | None) -> str | None:
     """The landmark-sketch preview of an uploaded motion (.npz)."""
     if not motion:
         return None
-    return str(service.motion_preview(motion, load_state().limits))
+    return str(motion_preview(motion, load_state().limits))
 
 
 def _clear_if(value: Any) -> Any:
@@ -256,7 +262,7 @@ def run_landmarks(
         raise gr.Error("Upload a photo or a clip first.", print_exception=False)
     try:
         kind = media_kind(file_path)
-        out = service.new_output_path("landmarks") if kind == "clip" else None
+        out = new_output_path("landmarks") if kind == "clip" else None
         detector = get_detector(backend)
         stages = {"landmarks": "Finding landmarks", "overlay": "Drawing the overlay"}
         result = landmark_overlay(
@@ -314,7 +320,7 @@ def _weights_banner(state: AppState) -> str:
 
 
 def _motion_examples() -> tuple[list[list[str]], list[str]]:
-    motions = service.example_motions(EXAMPLE_MOTIONS)
+    motions = example_motions(EXAMPLE_MOTIONS)
     return [[str(track)] for track, _ in motions], [track.stem.replace("-", " ") for track, _ in motions]
 
 
@@ -369,7 +375,7 @@ def _animate_tab(state: AppState) -> None:
             )
             with gr.Accordion("Advanced", open=False):
                 mode = gr.Radio(
-                    list(service.MODES),
+                    list(MODES),
                     value="relative",
                     label="Motion",
                     info="relative: keep the person's face shape and add the driver's motion; absolute: the driver's landmarks (the paper's)",

@@ -49,7 +49,8 @@ from talking_head.media.images import load_image  # noqa: E402
 from talking_head.media.video import VideoWriter, probe_video  # noqa: E402
 from talking_head.nets.config import ModelConfig  # noqa: E402
 from talking_head.nets.model import TalkingHeadModel  # noqa: E402
-from talking_head.web import service  # noqa: E402
+from talking_head.web.limits import AppLimits  # noqa: E402
+from talking_head.web.state import load_app_weights  # noqa: E402
 
 PHOTO = ROOT / "examples" / "astronaut.png"
 MOTION = ROOT / "examples" / "motions" / "calm-talking.npz"
@@ -154,8 +155,8 @@ def main() -> int:
         folder = Path(temp)
         torch.manual_seed(0)
         weights = TalkingHeadModel(ModelConfig.preset(args.preset)).save_pretrained(folder / "weights")
-        limits = service.AppLimits.from_env()
-        state = app.AppState(service.load_app_weights(str(weights), device="cpu"), limits, get_detector("dlib"))
+        limits = AppLimits.from_env()
+        state = app.AppState(load_app_weights(str(weights), device="cpu"), limits, get_detector("dlib"))
         app.build_demo(state)
         report["limits"] = {"max_frames": limits.max_frames, "max_fps": limits.max_fps,
                             "max_image_megapixels": limits.max_image_megapixels}

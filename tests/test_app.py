@@ -13,7 +13,10 @@ import app
 from talking_head.errors import NoFaceError
 from talking_head.face.landmarks import get_detector
 from talking_head.media.video import probe_video
-from talking_head.web import service
+from talking_head.web.inputs import RenderRequest
+from talking_head.web.job import prepare_job
+from talking_head.web.limits import AppLimits, gpu_duration
+from talking_head.web.state import load_app_weights
 
 MOTION = Path(__file__).resolve().parent.parent / "examples" / "motions" / "calm-talking.npz"
 
@@ -27,8 +30,8 @@ def fresh_state() -> Iterator[None]:
 
 def _state(weights_source: str | Path) -> app.AppState:
     return app.AppState(
-        weights=service.load_app_weights(str(weights_source), device="cpu"),
-        limits=service.AppLimits(max_driving_seconds=2.0),
+        weights=load_app_weights(str(weights_source), device="cpu"),
+        limits=AppLimits(max_driving_seconds=2.0),
         detector=get_detector("dlib"),
     )
 
@@ -114,13 +117,13 @@ def test_previews_and_gpu_duration(tiny_weights: Path, astronaut_path: Path) -> 
     assert app.preview_photos(None) == []
     assert app.preview_motion(str(MOTION)) == str(MOTION.with_suffix(".mp4"))
     state = app.load_state()
-    job = service.prepare_job(
-        service.RenderRequest(photos=(str(astronaut_path),), driving=str(MOTION), steps=10),
+    job = prepare_job(
+        RenderRequest(photos=(str(astronaut_path),), driving=str(MOTION), steps=10),
         state.limits,
         state.detector,
         64,
     )
-    assert app._gpu_seconds(job) == service.gpu_duration(10, job.num_frames)
+    assert app._gpu_seconds(job) == gpu_duration(10, job.num_frames)
 
 
 def test_command_line_options() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from talking_head.animation.pipeline import SYNTHETIC_METADATA
-from talking_head.web.service import LIMIT_ENV
+from talking_head.web.limits import LIMIT_ENV
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

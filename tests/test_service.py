@@ -1,4 +1,4 @@
-"""talking_head.web.service: limits, weights at start, input checks, previews, the render job, ZeroGPU durations."""
+"""talking_head.web: limits, weights at start, input checks, previews, the render job, ZeroGPU durations."""
 
 from __future__ import annotations
 
@@ -27,11 +27,15 @@ from talking_head.face.landmarks import get_detector
 from talking_head.face.tracking import LandmarkTrack
 from talking_head.media.images import load_image
 from talking_head.media.video import VideoWriter, ffmpeg_exe, probe_video, read_video_frames
-from talking_head.web import service
+from talking_head.web.inputs import RenderRequest, check_upload, load_photo
+from talking_head.web.job import PreparedJob, RenderOutcome, prepare_job, run_job
+from talking_head.web.limits import GPU_BASE_S, GPU_MAX_S, AppLimits, gpu_duration
+from talking_head.web.previews import MOTION_PREVIEW_SIZE, example_motions, motion_preview, preview_photos
+from talking_head.web.state import load_app_weights
 
 EXAMPLE_MOTIONS = Path(__file__).resolve().parent.parent / "examples" / "motions"
 MOTION = EXAMPLE_MOTIONS / "calm-talking.npz"
-LIMITS = service.AppLimits(max_driving_seconds=2.0)
+LIMITS = AppLimits(max_driving_seconds=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +60,13 @@ def text_file(tmp_path: Path) -> Path:
     return path
 
 
-def _job(model, detector, tmp_path: Path, **fields) -> tuple[service.PreparedJob, service.RenderOutcome]:
+def _job(model, detector, tmp_path: Path, **fields) -> tuple[PreparedJob, RenderOutcome]:
     fields.setdefault("photos", (str(Path(__file__).resolve().parent.parent / "examples" / "astronaut.png"),))
     fields.setdefault("driving", str(MOTION))
     fields.setdefault("max_seconds", 0.4)
-    request = service.RenderRequest(**fields)
-    job = service.prepare_job(request, LIMITS, detector, model.config.image_size)
-    return job, service.run_job(model, job, detector, output_dir=tmp_path)
+    request = RenderRequest(**fields)
+    job = prepare_job(request, LIMITS, detector, model.config.image_size)
+    return job, run_job(model, job, detector, output_dir=tmp_path)
 
 
 def _ffmpeg_header(path: Path) -> str:
@@ -76,33 +80,33 @@ def _ffmpeg_header(path: Path) -> str:
 
 
 def test_limits_come_from_the_environment() -> None:
-    limits = service.AppLimits.from_env(
+    limits = AppLimits.from_env(
         {"TALKING_HEAD_MAX_PHOTOS": "3", "TALKING_HEAD_MAX_SECONDS": "4.5", "TALKING_HEAD_DEFAULT_STEPS": "0"}
     )
     assert limits.max_photos == 3 and limits.max_driving_seconds == 4.5 and limits.default_steps == 0
-    assert limits.max_upload_bytes == int(service.AppLimits().max_upload_mb * 1024 * 1024)
-    assert service.AppLimits.from_env({}) == service.AppLimits()
-    assert service.AppLimits().initial_steps("cpu") == 0 and service.AppLimits().initial_steps("cuda") == 40
-    assert service.AppLimits(default_steps=7).initial_steps("cuda") == 7
-    assert service.AppLimits(max_steps=5).initial_steps("cuda") == 5
+    assert limits.max_upload_bytes == int(AppLimits().max_upload_mb * 1024 * 1024)
+    assert AppLimits.from_env({}) == AppLimits()
+    assert AppLimits().initial_steps("cpu") == 0 and AppLimits().initial_steps("cuda") == 40
+    assert AppLimits(default_steps=7).initial_steps("cuda") == 7
+    assert AppLimits(max_steps=5).initial_steps("cuda") == 5
     with pytest.raises(TalkingHeadError, match="TALKING_HEAD_MAX_PHOTOS='many'"):
-        service.AppLimits.from_env({"TALKING_HEAD_MAX_PHOTOS": "many"})
+        AppLimits.from_env({"TALKING_HEAD_MAX_PHOTOS": "many"})
     with pytest.raises(TalkingHeadError, match="TALKING_HEAD_MAX_SECONDS='0'.*too small"):
-        service.AppLimits.from_env({"TALKING_HEAD_MAX_SECONDS": "0"})
+        AppLimits.from_env({"TALKING_HEAD_MAX_SECONDS": "0"})
 
 
 def test_missing_weights_give_a_plain_message(tmp_path: Path) -> None:
-    weights = service.load_app_weights(environ={"TALKING_HEAD_WEIGHTS": str(tmp_path / "nothing")})
+    weights = load_app_weights(environ={"TALKING_HEAD_WEIGHTS": str(tmp_path / "nothing")})
     assert not weights.ok and weights.model is None
     assert str(tmp_path / "nothing") in weights.error
     assert "TALKING_HEAD_WEIGHTS" in weights.error and "python -m talking_head train" in weights.error
     with pytest.raises(WeightsError, match="TALKING_HEAD_WEIGHTS"):
         weights.require()
-    assert service.load_app_weights(environ={}).source == "weights"  # the default folder
+    assert load_app_weights(environ={}).source == "weights"  # the default folder
 
 
 def test_weights_load_from_the_environment(weights_dir: Path) -> None:
-    weights = service.load_app_weights(environ={"TALKING_HEAD_WEIGHTS": str(weights_dir)}, device="cpu")
+    weights = load_app_weights(environ={"TALKING_HEAD_WEIGHTS": str(weights_dir)}, device="cpu")
     assert weights.ok and weights.require().config.image_size == 64
     assert "64 px" in weights.describe() and "cpu" in weights.describe()
 
@@ -112,23 +116,23 @@ def test_weights_load_from_the_environment(weights_dir: Path) -> None:
 
 def test_a_text_file_as_photo_names_the_photo(text_file: Path) -> None:
     with pytest.raises(UnsupportedFileError, match=r"photo 2 \('notes.txt'\) is not an image.*JPEG, PNG"):
-        service.load_photo(text_file, "photo 2", LIMITS)
+        load_photo(text_file, "photo 2", LIMITS)
 
 
 def test_a_truncated_photo_is_reported_as_damaged(tmp_path: Path, astronaut_path: Path) -> None:
     broken = tmp_path / "broken.png"
     broken.write_bytes(astronaut_path.read_bytes()[:2000])
     with pytest.raises(ImageReadError, match=r"photo 1 \('broken.png'\) cannot be read"):
-        service.load_photo(broken, "photo 1", LIMITS)
+        load_photo(broken, "photo 1", LIMITS)
 
 
 def test_upload_size_and_image_side_limits(astronaut_path: Path) -> None:
     with pytest.raises(UnsupportedFileError, match=r"MB; the limit is 0.1 MB"):
-        service.load_photo(astronaut_path, "photo 1", service.AppLimits(max_upload_mb=0.1))
-    small = service.load_photo(astronaut_path, "photo 1", service.AppLimits(max_image_side=200))
+        load_photo(astronaut_path, "photo 1", AppLimits(max_upload_mb=0.1))
+    small = load_photo(astronaut_path, "photo 1", AppLimits(max_image_side=200))
     assert small.shape == (200, 200, 3)  # the 512 × 512 astronaut, downscaled
     with pytest.raises(TalkingHeadError, match="missing"):
-        service.check_upload(None, "the driving clip", LIMITS)
+        check_upload(None, "the driving clip", LIMITS)
 
 
 def test_preview_draws_faces_and_warns_per_photo(
@@ -139,7 +143,7 @@ def test_preview_draws_faces_and_warns_per_photo(
     import cv2
 
     cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
-    items, warnings = service.preview_photos([astronaut_path, text_file, blank], detector, LIMITS, 64)
+    items, warnings = preview_photos([astronaut_path, text_file, blank], detector, LIMITS, 64)
     assert len(items) == 2  # the text file has no preview
     image, caption = items[0]
     assert caption.startswith("photo 1 (astronaut.png): face") and image.shape[2] == 3
@@ -154,8 +158,8 @@ def test_preview_draws_faces_and_warns_per_photo(
 
 
 def test_a_motion_is_trimmed_to_the_limit_with_a_notice(model, detector, astronaut_path: Path) -> None:
-    request = service.RenderRequest(photos=(str(astronaut_path),), driving=str(MOTION), max_seconds=30)
-    job = service.prepare_job(request, LIMITS, detector, model.config.image_size)
+    request = RenderRequest(photos=(str(astronaut_path),), driving=str(MOTION), max_seconds=30)
+    job = prepare_job(request, LIMITS, detector, model.config.image_size)
     assert job.num_frames == 50  # 2 s (the limit) of the 25 fps motion
     assert job.notices == ["the driving motion is 5.0 s long; the first 2 s were used"]
     assert job.motion.video is None and job.backend == "dlib"
@@ -168,7 +172,7 @@ def test_inputs_are_checked_before_any_work(model, detector, astronaut_path: Pat
     def prepare(**fields):
         fields.setdefault("photos", (photo,))
         fields.setdefault("driving", str(MOTION))
-        return service.prepare_job(service.RenderRequest(**fields), LIMITS, detector, size)
+        return prepare_job(RenderRequest(**fields), LIMITS, detector, size)
 
     with pytest.raises(TalkingHeadError, match="9 photos were given; the limit is 8"):
         prepare(photos=(photo,) * 9)
@@ -196,11 +200,11 @@ def test_a_clip_without_a_face_in_most_frames_is_refused(
     with VideoWriter(clip, 10) as writer:
         for frame in frames:
             writer.write(frame)
-    request = service.RenderRequest(photos=(str(astronaut_path),), driving=str(clip))
+    request = RenderRequest(photos=(str(astronaut_path),), driving=str(clip))
     with pytest.raises(
         NoFaceError, match=r"no face was found in most frames of the driving clip \(found in 25% of 8"
     ):
-        service.prepare_job(request, LIMITS, detector, model.config.image_size)
+        prepare_job(request, LIMITS, detector, model.config.image_size)
 
 
 def test_run_job_writes_result_and_overlay_marked_synthetic(model, detector, tmp_path: Path) -> None:
@@ -237,7 +241,7 @@ def test_a_clip_drives_with_its_audio_paste_back_and_fine_tuning(
         for shift in range(6):
             writer.write(np.roll(face, shift, axis=0))
     calls: list[tuple[float, str]] = []
-    request = service.RenderRequest(
+    request = RenderRequest(
         photos=(str(astronaut_path),),
         driving=str(clip),
         steps=2,
@@ -245,10 +249,10 @@ def test_a_clip_drives_with_its_audio_paste_back_and_fine_tuning(
         output_size=256,
         mode="absolute",
     )
-    job = service.prepare_job(
+    job = prepare_job(
         request, LIMITS, detector, model.config.image_size, progress=lambda f, d: calls.append((f, d))
     )
-    outcome = service.run_job(
+    outcome = run_job(
         model, job, detector, progress=lambda f, d: calls.append((f, d)), output_dir=tmp_path
     )
     info = probe_video(outcome.video)
@@ -263,18 +267,18 @@ def test_a_clip_drives_with_its_audio_paste_back_and_fine_tuning(
 
 
 def test_gpu_duration_grows_with_the_work_and_is_capped() -> None:
-    base = service.gpu_duration(0, 0)
-    assert base == service.GPU_BASE_S
-    assert service.gpu_duration(20, 125) > service.gpu_duration(0, 125) > base
-    assert service.gpu_duration(10_000, 10_000) == service.GPU_MAX_S
-    assert isinstance(service.gpu_duration(3, 7), int)
+    base = gpu_duration(0, 0)
+    assert base == GPU_BASE_S
+    assert gpu_duration(20, 125) > gpu_duration(0, 125) > base
+    assert gpu_duration(10_000, 10_000) == GPU_MAX_S
+    assert isinstance(gpu_duration(3, 7), int)
 
 
 # ----- example motions -------------------------------------------------------------------------
 
 
 def test_example_motions_are_small_tracks_with_fps_and_previews() -> None:
-    motions = service.example_motions(EXAMPLE_MOTIONS)
+    motions = example_motions(EXAMPLE_MOTIONS)
     assert len(motions) >= 3
     for track_path, preview in motions:
         assert (
@@ -290,26 +294,26 @@ def test_example_motions_are_small_tracks_with_fps_and_previews() -> None:
 
 
 def test_motion_preview_uses_the_shipped_one_or_renders_a_sketch(tmp_path: Path, text_file: Path) -> None:
-    assert service.motion_preview(MOTION, LIMITS) == MOTION.with_suffix(".mp4")
+    assert motion_preview(MOTION, LIMITS) == MOTION.with_suffix(".mp4")
     copy = tmp_path / "mine.npz"
     shutil.copy(MOTION, copy)
-    preview = service.motion_preview(copy, LIMITS, output_dir=tmp_path)
+    preview = motion_preview(copy, LIMITS, output_dir=tmp_path)
     info = probe_video(preview)
     # Trimmed to the 2 s limit.
-    assert info.num_frames == 50 and info.size == (service.MOTION_PREVIEW_SIZE,) * 2
+    assert info.num_frames == 50 and info.size == (MOTION_PREVIEW_SIZE,) * 2
     with pytest.raises(UnsupportedFileError, match="not a landmark track"):
-        service.motion_preview(text_file, LIMITS)
+        motion_preview(text_file, LIMITS)
 
 
 # ----- hardening: limits on the work, true reasons, no internals in messages -----------------------
 
 
-def _refusal(model, detector, tmp_path: Path, limits: service.AppLimits = LIMITS, **fields) -> str:
+def _refusal(model, detector, tmp_path: Path, limits: AppLimits = LIMITS, **fields) -> str:
     """The message of the user error prepare_job raises for a request (it must raise one)."""
     fields.setdefault("photos", (str(EXAMPLE_PHOTO),))
     fields.setdefault("driving", str(MOTION))
     with pytest.raises(TalkingHeadError) as info:
-        service.prepare_job(service.RenderRequest(**fields), limits, detector, model.config.image_size)
+        prepare_job(RenderRequest(**fields), limits, detector, model.config.image_size)
     message = str(info.value)
     for internal in (str(tmp_path), "/tmp/", "allow_pickle", "Something went wrong", "Traceback"):
         assert internal not in message
@@ -320,10 +324,10 @@ EXAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "examples" / "astronaut
 
 
 def test_limits_count_frames_and_pixels() -> None:
-    limits = service.AppLimits.from_env({"TALKING_HEAD_MAX_FPS": "24", "TALKING_HEAD_MAX_IMAGE_MEGAPIXELS": "12"})
+    limits = AppLimits.from_env({"TALKING_HEAD_MAX_FPS": "24", "TALKING_HEAD_MAX_IMAGE_MEGAPIXELS": "12"})
     assert limits.max_fps == 24 and limits.max_frames == 240 and limits.max_image_pixels == 12_000_000
-    assert service.AppLimits().max_frames == 300  # 10 s at 30 fps
-    assert service.AppLimits().photo_decode_bytes == 320_000_000
+    assert AppLimits().max_frames == 300  # 10 s at 30 fps
+    assert AppLimits().photo_decode_bytes == 320_000_000
 
 
 def test_a_fast_clip_renders_at_most_the_frame_cap(model, detector, tmp_path: Path) -> None:
@@ -332,13 +336,13 @@ def test_a_fast_clip_renders_at_most_the_frame_cap(model, detector, tmp_path: Pa
     with VideoWriter(clip, 240) as writer:  # 1 s at 240 fps
         for shift in range(240):
             writer.write(np.roll(face, shift // 40, axis=0))
-    limits = service.AppLimits(max_driving_seconds=0.5, max_fps=10.0)
-    job = service.prepare_job(
-        service.RenderRequest(photos=(str(EXAMPLE_PHOTO),), driving=str(clip)), limits, detector, model.config.image_size
+    limits = AppLimits(max_driving_seconds=0.5, max_fps=10.0)
+    job = prepare_job(
+        RenderRequest(photos=(str(EXAMPLE_PHOTO),), driving=str(clip)), limits, detector, model.config.image_size
     )
     assert job.num_frames == limits.max_frames == 5 and job.motion.fps == 10
     assert any("240 fps; it was resampled to 10 fps" in notice for notice in job.notices)
-    outcome = service.run_job(model, job, detector, output_dir=tmp_path)
+    outcome = run_job(model, job, detector, output_dir=tmp_path)
     assert outcome.num_frames == 5
     assert probe_video(outcome.video).num_frames == 5 and probe_video(outcome.overlay).num_frames == 5
     # The overlay shows the frames the motion was tracked on: 0, 24, 48, ... of the 240 fps clip.
@@ -350,13 +354,13 @@ def test_a_fast_track_renders_at_most_the_frame_cap(model, detector, tmp_path: P
     calm = LandmarkTrack.load(MOTION)
     fast = tmp_path / "fast.npz"
     LandmarkTrack(calm.points, calm.boxes, calm.found, 100.0, calm.backend, calm.frame_size).save(fast)
-    limits = service.AppLimits(max_driving_seconds=1.0, max_fps=10.0)
-    job = service.prepare_job(
-        service.RenderRequest(photos=(str(EXAMPLE_PHOTO),), driving=str(fast)), limits, detector, model.config.image_size
+    limits = AppLimits(max_driving_seconds=1.0, max_fps=10.0)
+    job = prepare_job(
+        RenderRequest(photos=(str(EXAMPLE_PHOTO),), driving=str(fast)), limits, detector, model.config.image_size
     )
     assert job.num_frames == 10 and job.motion.fps == 10  # 1 s, not 100 frames
-    assert service.run_job(model, job, detector, output_dir=tmp_path).num_frames == 10
-    preview = service.motion_preview(fast, limits, output_dir=tmp_path)
+    assert run_job(model, job, detector, output_dir=tmp_path).num_frames == 10
+    preview = motion_preview(fast, limits, output_dir=tmp_path)
     assert probe_video(preview).num_frames == 10
 
 
@@ -372,7 +376,7 @@ def test_a_fast_track_renders_at_most_the_frame_cap(model, detector, tmp_path: P
 def test_a_bad_track_is_refused_before_any_work(
     model, detector, tmp_path: Path, overrides: dict, reason: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "load_photo", lambda *a: pytest.fail("photos are loaded after the track"))
+    monkeypatch.setattr("talking_head.web.job.load_photo", lambda *a: pytest.fail("photos are loaded after the track"))
     path = write_track_npz(tmp_path / "my-motion.npz", **overrides)
     message = _refusal(model, detector, tmp_path, driving=str(path))
     assert message.startswith("the driving motion ('my-motion.npz') is not a landmark track") and reason in message
@@ -392,7 +396,7 @@ def test_photo_errors_name_the_true_cause(model, detector, tmp_path: Path) -> No
     huge.write_bytes(png_header_only(20000, 20000))
     message = _refusal(model, detector, tmp_path, photos=(str(EXAMPLE_PHOTO), str(huge)))
     assert message.startswith("photo 2 ('huge.png') is") and "the limit is 40 megapixels" in message
-    limits = service.AppLimits(max_image_megapixels=0.1)
+    limits = AppLimits(max_image_megapixels=0.1)
     message = _refusal(model, detector, tmp_path, limits=limits)  # the 512×512 astronaut is 0.26 MP
     assert "512×512 pixels" in message and "the limit is 0.1 megapixels" in message
 

@@ -1,0 +1,196 @@
+"""Checks of what a user sends, before any work: uploads, photos, the request's settings, the driving motion.
+
+Every refusal is a ``TalkingHeadError`` subclass whose message names the input
+as the user named it and says what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from talking_head.animation.overlay import media_kind
+from talking_head.animation.pipeline import DEFAULT_SMOOTHING
+from talking_head.errors import NoFaceError, TalkingHeadError, UnsupportedFileError
+from talking_head.face.tracking import LandmarkTrack, check_driving_track
+from talking_head.media.images import load_image
+from talking_head.media.video import VideoReader, probe_video
+from talking_head.web.limits import AppLimits
+
+TRACK_SUFFIX = ".npz"  # a driving motion saved as a landmark track
+MODES = ("relative", "absolute")
+# A driving clip whose face is found in fewer frames than this is refused:
+# the gaps would be held still and the result would freeze.
+MIN_DRIVING_FACE_FRACTION = 0.5
+
+
+def check_upload(path: str | os.PathLike | None, what: str, limits: AppLimits) -> Path:
+    """An uploaded file that exists and is within the size limit; ``what`` names it in messages."""
+    if not path:
+        raise TalkingHeadError(f"{what} is missing; upload it and try again")
+    path = Path(path)
+    if not path.is_file():
+        raise TalkingHeadError(f"{what} ('{path.name}') could not be found on the server; upload it again")
+    size_mb = path.stat().st_size / (1024 * 1024)
+    if size_mb > limits.max_upload_mb:
+        raise UnsupportedFileError(
+            f"{what} ('{path.name}') is {size_mb:.1f} MB; the limit is {limits.max_upload_mb:g} MB. "
+            "Use a smaller file (a shorter clip or a smaller photo)."
+        )
+    return path
+
+
+def load_photo(path: str | os.PathLike, what: str, limits: AppLimits) -> np.ndarray:
+    """Read one uploaded photo as RGB uint8, downscaled to ``limits.max_image_side``.
+
+    Its pixel count is checked from the header first (``limits.max_image_megapixels``).
+    Raises, with a message naming the photo as the user named it:
+    ``UnsupportedFileError`` (not an image, whatever its name), ``ImageTooLargeError``
+    (too many pixels; names the limit), ``ImageReadError`` (damaged or incomplete).
+    """
+    path = check_upload(path, what, limits)
+    return load_image(
+        path,
+        max_side=limits.max_image_side,
+        max_pixels=limits.max_image_pixels,
+        name=f"{what} ('{path.name}')",
+    )
+
+
+def photo_label(index: int) -> str:
+    """How messages name the photo at ``index``: "photo 1", "photo 2", ..."""
+    return f"photo {index + 1}"
+
+
+def _check_photo_count(photos: Sequence[str | os.PathLike], limits: AppLimits) -> None:
+    if not photos:
+        raise TalkingHeadError("no photo was given; upload at least one photo of the person's face")
+    if len(photos) > limits.max_photos:
+        raise TalkingHeadError(
+            f"{len(photos)} photos were given; the limit is {limits.max_photos}. Remove some photos and try again."
+        )
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One animation request, as the user set it."""
+
+    photos: tuple[str, ...]  # paths of 1..max_photos photos of one person
+    driving: str  # driving clip (video) or motion (.npz landmark track)
+    steps: int = 0  # fine-tuning steps (0 = feed-forward: ψ = P·ê)
+    mode: str = "relative"  # "relative" (keep the person's face shape) or "absolute" (the paper's)
+    smoothing: float = DEFAULT_SMOOTHING  # Gaussian sigma in frames on the driving landmarks (0 = off)
+    max_seconds: float | None = None  # use at most this much of the driving motion (capped by the limits)
+    paste_back: bool = False  # paste the rendered face back into the first usable photo
+    output_size: int | None = None  # longer side of the result video in pixels; None = the model's size
+    watermark: bool = True  # draw the visible "SYNTHETIC" mark (metadata is always written)
+    overlay: bool = True  # also write the landmark-overlay MP4
+    seed: int = 0  # fine-tuning seed (shot sampling, flips)
+
+
+def _finite_number(value: object) -> float | None:
+    """``value`` as a finite float, or None when it is not a number (bool, text, NaN, infinity)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def check_request(request: RenderRequest, limits: AppLimits) -> RenderRequest:
+    """Check every setting (before any work); the request with whole-number steps."""
+    _check_photo_count(request.photos, limits)
+    if request.mode not in MODES:
+        raise TalkingHeadError(f"unknown motion mode {request.mode!r}; use 'relative' or 'absolute'")
+    steps = _finite_number(request.steps)
+    if steps is None or not steps.is_integer():
+        raise TalkingHeadError(
+            f"fine-tuning steps must be a whole number between 0 and {limits.max_steps}, got {request.steps!r}"
+        )
+    if not 0 <= steps <= limits.max_steps:
+        raise TalkingHeadError(
+            f"fine-tuning steps must be between 0 and {limits.max_steps}, got {request.steps}"
+        )
+    smoothing = _finite_number(request.smoothing)
+    if smoothing is None or smoothing < 0:
+        raise TalkingHeadError(
+            f"smoothing must be a number of frames ≥ 0 (0 = off), got {request.smoothing!r}"
+        )
+    if request.max_seconds is not None:
+        seconds = _finite_number(request.max_seconds)
+        if seconds is None or seconds <= 0:
+            raise TalkingHeadError(
+                f"seconds of the driving motion must be a number above 0 (at most {limits.max_driving_seconds:g}), "
+                f"got {request.max_seconds!r}"
+            )
+    output_size = None
+    if request.output_size is not None:
+        size = _finite_number(request.output_size)
+        if size is None or not size.is_integer() or not 16 <= size <= limits.max_output_size:
+            raise TalkingHeadError(
+                f"the output size must be a whole number of pixels up to {limits.max_output_size}, "
+                f"got {request.output_size!r}"
+            )
+        output_size = int(size)
+    return dataclasses.replace(request, steps=int(steps), smoothing=float(smoothing), output_size=output_size)
+
+
+def check_usable_driving(track: LandmarkTrack, label: str) -> None:
+    """Refuse a driving track that has no frames or frame rate, or whose face is missing in most frames."""
+    if len(track) == 0:
+        raise UnsupportedFileError(f"the {label} has no frames; use a clip of at least one second")
+    check_driving_track(track, f"the {label}")
+    if track.face_fraction < MIN_DRIVING_FACE_FRACTION:
+        raise NoFaceError(
+            f"no face was found in most frames of the {label} (found in {100 * track.face_fraction:.0f}% of "
+            f"{len(track)} frames). Use a clip where one face is clearly visible most of the time."
+        )
+
+
+def seconds_to_use(request: RenderRequest, limits: AppLimits) -> float:
+    wanted = (
+        request.max_seconds if request.max_seconds and request.max_seconds > 0 else limits.max_driving_seconds
+    )
+    return min(float(wanted), limits.max_driving_seconds)
+
+
+def load_driving_track(path: Path, seconds: float, limits: AppLimits, notices: list[str]) -> LandmarkTrack:
+    """A saved motion, checked, cut to ``seconds`` and resampled to ``limits.max_fps`` (with notices)."""
+    label = f"the driving motion ('{path.name}')"
+    track = LandmarkTrack.load(path, name=label)
+    check_driving_track(track, label)
+    duration = len(track) / track.fps
+    if duration > seconds + 1e-6:
+        notices.append(f"the driving motion is {duration:.1f} s long; the first {seconds:g} s were used")
+        track = track.head(math.ceil(seconds * track.fps - 1e-6))
+    if track.fps > limits.max_fps:
+        notices.append(
+            f"the driving motion is at {track.fps:g} fps; it was resampled to {limits.max_fps:g} fps"
+        )
+        track = track.resample(limits.max_fps)
+    return track.head(limits.max_frames)
+
+
+def probe_driving_clip(path: Path, seconds: float, limits: AppLimits, notices: list[str]) -> tuple[int, bool]:
+    """Frames that will be tracked from a driving clip and whether it has audio (notices when trimmed or resampled)."""
+    if media_kind(path) != "clip":
+        raise UnsupportedFileError(
+            f"the driving clip ('{path.name}') is a photo; use a video clip (MP4, MOV, WebM, ...) or a motion (.npz)"
+        )
+    info = probe_video(path)
+    if info.duration > seconds + 1e-6:
+        notices.append(
+            f"the driving clip is {info.duration:.1f} s long; only the first {seconds:g} s were used"
+        )
+    if info.fps > limits.max_fps:
+        notices.append(f"the driving clip is at {info.fps:g} fps; it was resampled to {limits.max_fps:g} fps")
+    with VideoReader(path, max_seconds=seconds, max_fps=limits.max_fps) as reader:
+        return min(reader.info.num_frames, limits.max_frames), info.has_audio

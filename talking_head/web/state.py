@@ -1,0 +1,82 @@
+"""The model the app serves: loaded once at start, or a plain message saying why there is none."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from talking_head.animation.person import model_device
+from talking_head.animation.pipeline import load_model
+from talking_head.errors import WeightsError
+from talking_head.nets.model import TalkingHeadModel
+from talking_head.nets.precision import precision_from_env, resolve_precision
+
+logger = logging.getLogger(__name__)
+
+ENV_WEIGHTS = "TALKING_HEAD_WEIGHTS"  # weights folder or Hub repo id the app loads at start
+DEFAULT_WEIGHTS = "weights"  # used when ENV_WEIGHTS is not set
+
+
+@dataclass
+class AppWeights:
+    """The model the app serves, or why there is none."""
+
+    source: str  # folder or Hub repo id that was tried
+    model: TalkingHeadModel | None  # None when nothing could be loaded
+    error: str | None = None  # plain message for the page: what is missing and how to fix it
+
+    @property
+    def ok(self) -> bool:
+        """A model is loaded."""
+        return self.model is not None
+
+    def require(self) -> TalkingHeadModel:
+        """The model; ``WeightsError`` with the page's message when there is none."""
+        if self.model is None:
+            raise WeightsError(self.error or f"no model weights were loaded from {self.source}")
+        return self.model
+
+    def describe(self) -> str:
+        """One line for the page: source, image size, device."""
+        if self.model is None:
+            return f"no weights loaded ({self.source})"
+        return f"weights {self.source}: {self.model.config.image_size} px, device {model_device(self.model)}"
+
+
+def weights_help(source: str, reason: str) -> str:
+    """The message shown when weights cannot be loaded: what is missing and the ways to fix it."""
+    return (
+        f"No model weights could be loaded from '{source}': {reason}. "
+        f"To fix it, set the environment variable {ENV_WEIGHTS} to a weights folder (config.json + "
+        "embedder/generator/discriminator .safetensors) or to a Hugging Face repo id (org/name), "
+        "or make weights with the training recipe (python -m talking_head train ..., then "
+        f"python -m talking_head export RUN --out {DEFAULT_WEIGHTS}), and restart the app."
+    )
+
+
+def load_app_weights(
+    source: str | None = None,
+    device: str | torch.device | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AppWeights:
+    """Load the app's model once: ``source``, else ``$TALKING_HEAD_WEIGHTS``, else ``weights/``.
+
+    Never raises for missing or broken weights: the result then has
+    ``model=None`` and ``error`` set, so the page can say so plainly.
+    """
+    environ = os.environ if environ is None else environ
+    source = source or environ.get(ENV_WEIGHTS, "").strip() or DEFAULT_WEIGHTS
+    try:
+        model = load_model(source, device=device)
+    except WeightsError as error:
+        logger.warning("no weights loaded from %s: %s", source, error)
+        return AppWeights(source, None, weights_help(source, str(error).rstrip(".")))
+    logger.info("loaded weights from %s (%d px) on %s", source, model.config.image_size, model_device(model))
+    # Fine-tuning and rendering read $TALKING_HEAD_PRECISION themselves; resolving it here fails a bad value at start.
+    precision = resolve_precision(precision_from_env(environ), model_device(model))
+    logger.info("precision %s (%s)", precision.name, precision.reason)
+    return AppWeights(source, model)
