@@ -1,8 +1,8 @@
 """Gradio page: animate one or more photos of a person with a driving clip or motion.
 
-A thin shell: widgets and wiring only; the work is done by
-``talking_head.web`` (limits, input checks, the render job, previews) on top of
-``talking_head.animation.pipeline``. The model loads once, when the page is built, from
+A thin shell: widgets and wiring only; the work is done by ``talking_head.web``
+(limits, state, input checks, the render job, previews) on top of
+``talking_head.animation``. The model loads once, when the page is built, from
 ``$TALKING_HEAD_WEIGHTS`` (a weights folder or a Hub repo id; default
 ``weights/``); without weights the page says what is missing and how to fix it.
 
@@ -19,7 +19,6 @@ import functools
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +35,15 @@ except ImportError:  # the app also runs without the `spaces` package
 import gradio as gr
 import numpy as np
 
-from talking_head.animation.overlay import describe_track, landmark_overlay, media_kind
-from talking_head.animation.person import model_device
 from talking_head.animation.pipeline import DEFAULT_SMOOTHING
 from talking_head.errors import TalkingHeadError
-from talking_head.face.landmarks import BACKENDS, LandmarkDetector, get_detector
+from talking_head.face.landmarks import BACKENDS
 from talking_head.web import previews
-from talking_head.web.files import new_output_path
-from talking_head.web.inputs import MODES, RenderRequest
+from talking_head.web.inputs import MODES, render_request, upload_paths
 from talking_head.web.job import PreparedJob, RenderOutcome, prepare_job, run_job
 from talking_head.web.limits import AppLimits, gpu_duration
-from talking_head.web.previews import example_motions, motion_preview
-from talking_head.web.state import AppWeights, load_app_weights
+from talking_head.web.previews import example_motions, landmark_preview, motion_preview
+from talking_head.web.state import AppState, load_app_state
 
 logger = logging.getLogger("talking_head.app")
 
@@ -80,31 +76,15 @@ Every video carries a "synthetic" tag in its metadata and, by default, a visible
 """
 
 
-@dataclass
-class AppState:
-    """What the page serves, loaded once at start."""
-
-    weights: AppWeights  # the model, or why there is none
-    limits: AppLimits  # upload/photo/seconds/size limits
-    detector: LandmarkDetector  # the landmark backend used for photos and driving clips
-
-
 _STATE: AppState | None = None
-
-
-def _landmark_device() -> str | None:
-    """ZeroGPU gives CUDA only inside ``render_on_gpu``; driving clips are tracked outside it, on the CPU."""
-    return "cpu" if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true") else None
 
 
 def load_state() -> AppState:
     """Load the weights, limits and landmark detector once (later calls reuse them)."""
     global _STATE
     if _STATE is None:
-        limits = AppLimits.from_env()
-        weights = load_app_weights()
-        _STATE = AppState(weights, limits, get_detector(device=_landmark_device()))
-        logger.info("%s; landmarks: %s", weights.describe(), _STATE.detector.name)
+        _STATE = load_app_state()
+        logger.info("%s; landmarks: %s", _STATE.weights.describe(), _STATE.detector.name)
     return _STATE
 
 
@@ -162,14 +142,6 @@ def render_on_gpu(job: PreparedJob, progress: gr.Progress | None = None) -> Rend
         raise gr.Error(_sentence(str(error)), print_exception=False) from error
 
 
-def _as_paths(files: Any) -> list[str]:
-    if not files:
-        return []
-    if isinstance(files, (str, os.PathLike)):
-        return [str(files)]
-    return [str(f) for f in files]
-
-
 @user_errors
 def animate(
     photos: list[str] | None,
@@ -187,22 +159,17 @@ def animate(
     """Event handler and API endpoint ``/animate``: (result MP4, overlay MP4, status line)."""
     state = load_state()
     model = state.weights.require()
-    driving = driving_motion or driving_clip
-    if not driving:
-        raise TalkingHeadError(
-            "choose a driving motion: click an example motion, upload a clip, or record one"
-        )
-    request = RenderRequest(
-        photos=tuple(_as_paths(photos)),
-        driving=str(driving),
-        # Numbers go to prepare_job as given: it refuses 2.5 steps or NaN seconds instead of rounding them.
-        steps=steps,
-        mode=mode,
-        smoothing=smoothing,
-        max_seconds=max_seconds or None,
-        paste_back=bool(paste_back),
-        output_size=output_size or None,
-        watermark=bool(watermark),
+    request = render_request(
+        photos,
+        driving_clip,
+        driving_motion,
+        steps,
+        mode,
+        smoothing,
+        max_seconds,
+        paste_back,
+        output_size,
+        watermark,
     )
     progress(0.0, desc="Checking the inputs")
     job = prepare_job(
@@ -221,7 +188,7 @@ def animate(
 @user_errors
 def preview_photos(photos: list[str] | None) -> list[tuple[np.ndarray, str]]:
     """Each uploaded photo with its face box and landmarks; a warning toast per unusable photo."""
-    paths = _as_paths(photos)
+    paths = upload_paths(photos)
     if not paths:
         return []
     state = load_state()
@@ -260,26 +227,19 @@ def run_landmarks(
     """
     if not file_path:
         raise gr.Error("Upload a photo or a clip first.", print_exception=False)
+    stages = {"landmarks": "Finding landmarks", "overlay": "Drawing the overlay"}
     try:
-        kind = media_kind(file_path)
-        out = new_output_path("landmarks") if kind == "clip" else None
-        detector = get_detector(backend)
-        stages = {"landmarks": "Finding landmarks", "overlay": "Drawing the overlay"}
-        result = landmark_overlay(
+        image, clip, status = landmark_preview(
             file_path,
-            detector,
-            out=out,
-            max_seconds=float(max_seconds),
+            backend,
+            float(max_seconds),
             progress=lambda stage, done, total: progress(
                 (done, total), desc=stages.get(stage, stage), unit="frames"
             ),
         )
     except TalkingHeadError as error:
         raise gr.Error(str(error), print_exception=False) from error
-    status = f"{Path(file_path).name}: {describe_track(result.track)}"
-    if result.kind == "photo":
-        return result.overlay_image, None, status
-    return None, str(result.overlay_path), status
+    return image, str(clip) if clip is not None else None, status
 
 
 def _landmarks_tab() -> None:
@@ -324,92 +284,111 @@ def _motion_examples() -> tuple[list[list[str]], list[str]]:
     return [[str(track)] for track, _ in motions], [track.stem.replace("-", " ") for track, _ in motions]
 
 
+def _photo_inputs(limits: AppLimits) -> tuple[gr.File, gr.Gallery]:
+    """The photos upload with its example, and the gallery of detected faces."""
+    photos = gr.File(
+        label=f"Photos of one person (1 to {limits.max_photos}; JPEG, PNG, WebP, ...)",
+        file_count="multiple",
+        type="filepath",
+        elem_id="photos",
+    )
+    gr.Examples(examples=[[[str(EXAMPLE_PHOTO)]]], inputs=[photos], label="Example photo (public domain)")
+    faces = gr.Gallery(
+        label="Detected faces",
+        columns=4,
+        height=240,
+        object_fit="contain",
+        interactive=False,
+        elem_id="faces",
+    )
+    return photos, faces
+
+
+def _driving_inputs(limits: AppLimits) -> tuple[gr.File, gr.Video, gr.Video]:
+    """Two tabs: a motion file (with the examples and a sketch preview) or a clip/webcam recording."""
+    with gr.Tab("Example or motion file"):
+        driving_motion = gr.File(
+            label="Driving motion (.npz landmark track)", type="filepath", elem_id="driving-motion"
+        )
+        motion_examples, motion_labels = _motion_examples()
+        gr.Examples(
+            examples=motion_examples,
+            inputs=[driving_motion],
+            label="Example motions (5 s, 25 fps)",
+            example_labels=motion_labels,
+            elem_id="motion-examples",
+        )
+        motion_sketch = gr.Video(label="Motion preview (landmarks)", interactive=False, height=200)
+    with gr.Tab("Your clip or webcam"):
+        driving_clip = gr.Video(
+            label=f"Driving clip (upload or record; the first {limits.max_driving_seconds:g} s at most)",
+            sources=["upload", "webcam"],
+            include_audio=True,
+            elem_id="driving-clip",
+        )
+    return driving_motion, motion_sketch, driving_clip
+
+
+def _advanced_settings(limits: AppLimits) -> list[gr.components.Component]:
+    """Motion mode, smoothing, seconds, paste-back, output size, watermark (in this order)."""
+    with gr.Accordion("Advanced", open=False):
+        mode = gr.Radio(
+            list(MODES),
+            value="relative",
+            label="Motion",
+            info="relative: keep the person's face shape and add the driver's motion; absolute: the driver's landmarks (the paper's)",
+        )
+        smoothing = gr.Slider(
+            0,
+            5,
+            value=DEFAULT_SMOOTHING,
+            step=0.5,
+            label="Smoothing of the driving landmarks (frames)",
+        )
+        max_seconds = gr.Slider(
+            min(0.5, limits.max_driving_seconds / 2),  # below the maximum even for tiny limits
+            limits.max_driving_seconds,
+            value=min(DEFAULT_SECONDS, limits.max_driving_seconds),
+            step=0.5,
+            label="Seconds of the driving motion to use",
+        )
+        paste_back = gr.Checkbox(value=False, label="Paste the face back into the photo")
+        output_size = gr.Dropdown(
+            [("the model's size", 0)] + [(f"{s} px", s) for s in OUTPUT_SIZES if s <= limits.max_output_size],
+            value=DEFAULT_OUTPUT_SIZE,
+            label="Output size (pixels, longer side)",
+        )
+        watermark = gr.Checkbox(value=True, label='Visible "SYNTHETIC" mark')
+    return [mode, smoothing, max_seconds, paste_back, output_size, watermark]
+
+
+def _result_outputs() -> list[gr.components.Component]:
+    """The result and overlay videos and the status line."""
+    result = gr.Video(label="Result", interactive=False, elem_id="result")
+    overlay = gr.Video(label="Landmark overlay", interactive=False, elem_id="overlay")
+    gr.Markdown("<small>Overlay: driving frame | landmark image given to the generator | result</small>")
+    status = gr.Textbox(label="Status", interactive=False, lines=3, elem_id="status")
+    return [result, overlay, status]
+
+
 def _animate_tab(state: AppState) -> None:
     limits = state.limits
     with gr.Row():
         with gr.Column(scale=1):
-            photos = gr.File(
-                label=f"Photos of one person (1 to {limits.max_photos}; JPEG, PNG, WebP, ...)",
-                file_count="multiple",
-                type="filepath",
-                elem_id="photos",
-            )
-            gr.Examples(
-                examples=[[[str(EXAMPLE_PHOTO)]]], inputs=[photos], label="Example photo (public domain)"
-            )
-            faces = gr.Gallery(
-                label="Detected faces",
-                columns=4,
-                height=240,
-                object_fit="contain",
-                interactive=False,
-                elem_id="faces",
-            )
-            with gr.Tab("Example or motion file"):
-                driving_motion = gr.File(
-                    label="Driving motion (.npz landmark track)", type="filepath", elem_id="driving-motion"
-                )
-                motion_examples, motion_labels = _motion_examples()
-                gr.Examples(
-                    examples=motion_examples,
-                    inputs=[driving_motion],
-                    label="Example motions (5 s, 25 fps)",
-                    example_labels=motion_labels,
-                    elem_id="motion-examples",
-                )
-                motion_sketch = gr.Video(label="Motion preview (landmarks)", interactive=False, height=200)
-            with gr.Tab("Your clip or webcam"):
-                driving_clip = gr.Video(
-                    label=f"Driving clip (upload or record; the first {limits.max_driving_seconds:g} s at most)",
-                    sources=["upload", "webcam"],
-                    include_audio=True,
-                    elem_id="driving-clip",
-                )
+            photos, faces = _photo_inputs(limits)
+            driving_motion, motion_sketch, driving_clip = _driving_inputs(limits)
             steps = gr.Slider(
                 0,
                 limits.max_steps,
-                value=limits.initial_steps(model_device(state.weights.model) if state.weights.ok else "cpu"),
+                value=state.initial_steps(),
                 step=1,
                 label="Fine-tuning steps",
                 info="0 = the paper's feed-forward use (fastest); more steps fit the person better but take longer",
             )
-            with gr.Accordion("Advanced", open=False):
-                mode = gr.Radio(
-                    list(MODES),
-                    value="relative",
-                    label="Motion",
-                    info="relative: keep the person's face shape and add the driver's motion; absolute: the driver's landmarks (the paper's)",
-                )
-                smoothing = gr.Slider(
-                    0,
-                    5,
-                    value=DEFAULT_SMOOTHING,
-                    step=0.5,
-                    label="Smoothing of the driving landmarks (frames)",
-                )
-                max_seconds = gr.Slider(
-                    min(0.5, limits.max_driving_seconds / 2),  # below the maximum even for tiny limits
-                    limits.max_driving_seconds,
-                    value=min(DEFAULT_SECONDS, limits.max_driving_seconds),
-                    step=0.5,
-                    label="Seconds of the driving motion to use",
-                )
-                paste_back = gr.Checkbox(value=False, label="Paste the face back into the photo")
-                output_size = gr.Dropdown(
-                    [("the model's size", 0)]
-                    + [(f"{s} px", s) for s in OUTPUT_SIZES if s <= limits.max_output_size],
-                    value=DEFAULT_OUTPUT_SIZE,
-                    label="Output size (pixels, longer side)",
-                )
-                watermark = gr.Checkbox(value=True, label='Visible "SYNTHETIC" mark')
+            settings = _advanced_settings(limits)
             button = gr.Button("Animate", variant="primary", elem_id="animate")
         with gr.Column(scale=1):
-            result = gr.Video(label="Result", interactive=False, elem_id="result")
-            overlay = gr.Video(label="Landmark overlay", interactive=False, elem_id="overlay")
-            gr.Markdown(
-                "<small>Overlay: driving frame | landmark image given to the generator | result</small>"
-            )
-            status = gr.Textbox(label="Status", interactive=False, lines=3, elem_id="status")
+            outputs = _result_outputs()
 
     photos.change(
         preview_photos, inputs=photos, outputs=faces, api_visibility="private", concurrency_id="preview"
@@ -429,19 +408,8 @@ def _animate_tab(state: AppState) -> None:
     )
     button.click(
         animate,
-        inputs=[
-            photos,
-            driving_clip,
-            driving_motion,
-            steps,
-            mode,
-            smoothing,
-            max_seconds,
-            paste_back,
-            output_size,
-            watermark,
-        ],
-        outputs=[result, overlay, status],
+        inputs=[photos, driving_clip, driving_motion, steps, *settings],
+        outputs=outputs,
         api_name="animate",
         concurrency_id="render",
     )

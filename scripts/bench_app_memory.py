@@ -50,7 +50,7 @@ from talking_head.media.video import VideoWriter, probe_video  # noqa: E402
 from talking_head.nets.config import ModelConfig  # noqa: E402
 from talking_head.nets.model import TalkingHeadModel  # noqa: E402
 from talking_head.web.limits import AppLimits  # noqa: E402
-from talking_head.web.state import load_app_weights  # noqa: E402
+from talking_head.web.state import AppState, load_app_weights  # noqa: E402
 
 PHOTO = ROOT / "examples" / "astronaut.png"
 MOTION = ROOT / "examples" / "motions" / "calm-talking.npz"
@@ -156,7 +156,7 @@ def main() -> int:
         torch.manual_seed(0)
         weights = TalkingHeadModel(ModelConfig.preset(args.preset)).save_pretrained(folder / "weights")
         limits = AppLimits.from_env()
-        state = app.AppState(load_app_weights(str(weights), device="cpu"), limits, get_detector("dlib"))
+        state = AppState(load_app_weights(str(weights), device="cpu"), limits, get_detector("dlib"))
         app.build_demo(state)
         report["limits"] = {"max_frames": limits.max_frames, "max_fps": limits.max_fps,
                             "max_image_megapixels": limits.max_image_megapixels}

@@ -16,7 +16,7 @@ from talking_head.media.video import probe_video
 from talking_head.web.inputs import RenderRequest
 from talking_head.web.job import prepare_job
 from talking_head.web.limits import AppLimits, gpu_duration
-from talking_head.web.state import load_app_weights
+from talking_head.web.state import AppState, load_app_weights
 
 MOTION = Path(__file__).resolve().parent.parent / "examples" / "motions" / "calm-talking.npz"
 
@@ -28,8 +28,8 @@ def fresh_state() -> Iterator[None]:
     app._STATE = None
 
 
-def _state(weights_source: str | Path) -> app.AppState:
-    return app.AppState(
+def _state(weights_source: str | Path) -> AppState:
+    return AppState(
         weights=load_app_weights(str(weights_source), device="cpu"),
         limits=AppLimits(max_driving_seconds=2.0),
         detector=get_detector("dlib"),

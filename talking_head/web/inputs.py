@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,6 +93,51 @@ class RenderRequest:
     watermark: bool = True  # draw the visible "SYNTHETIC" mark (metadata is always written)
     overlay: bool = True  # also write the landmark-overlay MP4
     seed: int = 0  # fine-tuning seed (shot sampling, flips)
+
+
+def upload_paths(files: Any) -> list[str]:
+    """The paths of a file widget's value: none, one path or a list of paths."""
+    if not files:
+        return []
+    if isinstance(files, (str, os.PathLike)):
+        return [str(files)]
+    return [str(f) for f in files]
+
+
+def render_request(
+    photos: Any,
+    driving_clip: str | None,
+    driving_motion: str | None,
+    steps: float,
+    mode: str,
+    smoothing: float,
+    max_seconds: float | None,
+    paste_back: bool,
+    output_size: float | None,
+    watermark: bool,
+) -> RenderRequest:
+    """The request of the page's settings: a motion file wins over a clip; 0 seconds or size means none.
+
+    Numbers pass as given: :func:`check_request` refuses 2.5 steps or NaN
+    seconds instead of rounding them. Raises ``TalkingHeadError`` when no
+    driving clip or motion was chosen.
+    """
+    driving = driving_motion or driving_clip
+    if not driving:
+        raise TalkingHeadError(
+            "choose a driving motion: click an example motion, upload a clip, or record one"
+        )
+    return RenderRequest(
+        photos=tuple(upload_paths(photos)),
+        driving=str(driving),
+        steps=steps,
+        mode=mode,
+        smoothing=smoothing,
+        max_seconds=max_seconds or None,
+        paste_back=bool(paste_back),
+        output_size=output_size or None,
+        watermark=bool(watermark),
+    )
 
 
 def _finite_number(value: object) -> float | None:

@@ -1,4 +1,4 @@
-"""Previews shown before a render: each photo with its face box and landmarks, a motion's landmark sketch."""
+"""Previews: each photo with its face box and landmarks, a motion's landmark sketch, a file's landmark overlay."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from talking_head.animation.overlay import draw_landmarks
+from talking_head.animation.overlay import (
+    OverlayProgress,
+    describe_track,
+    draw_landmarks,
+    landmark_overlay,
+    media_kind,
+)
 from talking_head.animation.person import PhotoReport, analyze_photo
 from talking_head.animation.pipeline import CROP_SMOOTHING, SYNTHETIC_METADATA
 from talking_head.errors import TalkingHeadError
@@ -20,7 +26,7 @@ from talking_head.face.framing import (
     points_to_crop,
     smooth_crop_boxes,
 )
-from talking_head.face.landmarks import LandmarkDetector
+from talking_head.face.landmarks import LandmarkDetector, get_detector
 from talking_head.face.raster import rasterize_landmarks
 from talking_head.face.tracking import LandmarkTrack, check_driving_track
 from talking_head.media.video import VideoWriter
@@ -136,3 +142,22 @@ def example_motions(folder: str | os.PathLike) -> list[tuple[Path, Path | None]]
         preview = track.with_suffix(".mp4")
         motions.append((track, preview if preview.is_file() else None))
     return motions
+
+
+def landmark_preview(
+    path: str | os.PathLike, backend: str, max_seconds: float, progress: OverlayProgress | None = None
+) -> tuple[np.ndarray | None, Path | None, str]:
+    """The landmarks tab: ``(photo overlay or None, clip overlay MP4 or None, status line)`` for one file.
+
+    ``backend`` names the landmark detector (``auto``, ``fan``, ``dlib``);
+    at most ``max_seconds`` of a clip are read. Raises ``TalkingHeadError``
+    subclasses for files that are not a photo or clip, or have no face.
+    """
+    kind = media_kind(path)
+    out = new_output_path("landmarks") if kind == "clip" else None
+    detector = get_detector(backend)
+    result = landmark_overlay(path, detector, out=out, max_seconds=max_seconds, progress=progress)
+    status = f"{Path(path).name}: {describe_track(result.track)}"
+    if result.kind == "photo":
+        return result.overlay_image, None, status
+    return None, result.overlay_path, status

@@ -1,4 +1,8 @@
-"""The model the app serves: loaded once at start, or a plain message saying why there is none."""
+"""What the app serves, loaded once at start: the model, the limits and the landmark detector.
+
+Without weights, :class:`AppWeights` carries a plain message saying what is
+missing and how to fix it, so the page can say so instead of failing.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ import torch
 from talking_head.animation.person import model_device
 from talking_head.animation.pipeline import load_model
 from talking_head.errors import WeightsError
+from talking_head.face.landmarks import LandmarkDetector, get_detector
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import precision_from_env, resolve_precision
+from talking_head.web.limits import AppLimits
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +86,29 @@ def load_app_weights(
     precision = resolve_precision(precision_from_env(environ), model_device(model))
     logger.info("precision %s (%s)", precision.name, precision.reason)
     return AppWeights(source, model)
+
+
+@dataclass
+class AppState:
+    """What the page serves, loaded once at start."""
+
+    weights: AppWeights  # the model, or why there is none
+    limits: AppLimits  # upload/photo/seconds/size limits
+    detector: LandmarkDetector  # the landmark backend used for photos and driving clips
+
+    def initial_steps(self) -> int:
+        """The fine-tuning slider's start value on the model's device (the CPU without a model)."""
+        return self.limits.initial_steps(model_device(self.weights.model) if self.weights.ok else "cpu")
+
+
+def landmark_device(environ: Mapping[str, str] | None = None) -> str | None:
+    """ZeroGPU gives CUDA only inside the GPU function; driving clips are tracked outside it, on the CPU."""
+    environ = os.environ if environ is None else environ
+    return "cpu" if environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true") else None
+
+
+def load_app_state() -> AppState:
+    """The limits (``$TALKING_HEAD_MAX_*``), the weights (``$TALKING_HEAD_WEIGHTS``) and the landmark detector."""
+    limits = AppLimits.from_env()
+    weights = load_app_weights()
+    return AppState(weights, limits, get_detector(device=landmark_device()))
