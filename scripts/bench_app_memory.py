@@ -46,7 +46,8 @@ import app  # noqa: E402
 from talking_head.face.landmarks import get_detector  # noqa: E402
 from talking_head.face.tracking import LandmarkTrack  # noqa: E402
 from talking_head.media.images import load_image  # noqa: E402
-from talking_head.media.video import VideoWriter, probe_video  # noqa: E402
+from talking_head.media.video import probe_video  # noqa: E402
+from talking_head.media.video_writer import VideoWriter  # noqa: E402
 from talking_head.nets.config import ModelConfig  # noqa: E402
 from talking_head.nets.model import TalkingHeadModel  # noqa: E402
 from talking_head.web.limits import AppLimits  # noqa: E402

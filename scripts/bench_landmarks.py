@@ -28,7 +28,7 @@ from talking_head.evaluation.bench import machine_info, synthetic_talking_frames
 from talking_head.face.landmarks import LandmarkDetector, get_detector
 from talking_head.face.raster import rasterize_landmarks
 from talking_head.face.tracking import track_landmarks
-from talking_head.media.video import VideoReader
+from talking_head.media.video_reader import VideoReader
 
 RASTER_SIZE = 256
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from talking_head.face.landmarks import get_detector
 from talking_head.face.tracking import LandmarkTrack, track_landmarks
-from talking_head.media.video import VideoReader
+from talking_head.media.video_reader import VideoReader
 from talking_head.web.previews import write_motion_preview
 
 

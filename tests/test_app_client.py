@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 from _tiny_weights import make_tiny_weights
 
-from talking_head.media.video import VideoWriter, probe_video
+from talking_head.media.video import probe_video
+from talking_head.media.video_writer import VideoWriter
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MOTION = REPO_ROOT / "examples" / "motions" / "calm-talking.npz"

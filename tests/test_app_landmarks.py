@@ -10,7 +10,8 @@ import pytest
 
 import app
 from talking_head.media.images import load_image
-from talking_head.media.video import VideoWriter, probe_video
+from talking_head.media.video import probe_video
+from talking_head.media.video_writer import VideoWriter
 
 
 def test_build_demo_wires_the_handler() -> None:

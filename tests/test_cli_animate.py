@@ -12,7 +12,8 @@ from _tiny_weights import make_tiny_weights
 from talking_head.__main__ import main
 from talking_head.face.tracking import LandmarkTrack
 from talking_head.media.images import load_image
-from talking_head.media.video import VideoWriter, probe_video
+from talking_head.media.video import probe_video
+from talking_head.media.video_writer import VideoWriter
 
 
 @pytest.fixture(scope="module")

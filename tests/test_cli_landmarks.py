@@ -16,7 +16,8 @@ from talking_head.__main__ import main
 from talking_head.animation.overlay import compose_overlay, media_kind
 from talking_head.face.tracking import LandmarkTrack
 from talking_head.media.images import load_image
-from talking_head.media.video import VideoWriter, ffmpeg_exe, probe_video
+from talking_head.media.video import ffmpeg_exe, probe_video
+from talking_head.media.video_writer import VideoWriter
 
 CLIP_FRAMES = 10
 CLIP_FPS = 12.5  # not an integer: the overlay must keep it exactly

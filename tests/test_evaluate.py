@@ -154,7 +154,7 @@ def test_warp_person_crops_batches_and_keeps_the_shot_at_its_own_landmarks() -> 
 def synthetic_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two short clips of the example photo with small head motions."""
     from talking_head.evaluation.bench import synthetic_talking_frames
-    from talking_head.media.video import VideoWriter
+    from talking_head.media.video_writer import VideoWriter
 
     root = tmp_path_factory.mktemp("videos")
     for index, name in enumerate(("alice/clip1.mp4", "bob/clip2.mp4")):

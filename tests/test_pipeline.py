@@ -22,7 +22,9 @@ from talking_head.errors import CancelledError, NoFaceError
 from talking_head.face.landmarks import FaceLandmarks
 from talking_head.face.motion import interocular_distance
 from talking_head.face.tracking import LandmarkTrack
-from talking_head.media.video import VideoWriter, probe_video, read_video_frames
+from talking_head.media.video import probe_video
+from talking_head.media.video_reader import read_video_frames
+from talking_head.media.video_writer import VideoWriter
 
 
 def unit_face(mouth_open: float = 0.0) -> np.ndarray:

@@ -26,7 +26,9 @@ from talking_head.errors import (
 from talking_head.face.landmarks import get_detector
 from talking_head.face.tracking import LandmarkTrack
 from talking_head.media.images import load_image
-from talking_head.media.video import VideoWriter, ffmpeg_exe, probe_video, read_video_frames
+from talking_head.media.video import ffmpeg_exe, probe_video
+from talking_head.media.video_reader import read_video_frames
+from talking_head.media.video_writer import VideoWriter
 from talking_head.web.inputs import RenderRequest, check_upload, load_photo
 from talking_head.web.job import PreparedJob, RenderOutcome, prepare_job, run_job
 from talking_head.web.limits import GPU_BASE_S, GPU_MAX_S, AppLimits, gpu_duration

@@ -20,8 +20,10 @@ from talking_head.errors import (
     VideoReadError,
     VideoWriteError,
 )
-from talking_head.media import video
-from talking_head.media.video import VideoReader, VideoWriter, ffmpeg_exe, probe_video, read_video_frames
+from talking_head.media import video_writer
+from talking_head.media.video import ffmpeg_exe, probe_video
+from talking_head.media.video_reader import VideoReader, read_video_frames
+from talking_head.media.video_writer import VideoWriter
 
 # ----------------------------------------------------------------------------
 # Helpers: synthetic media made with ffmpeg's lavfi sources, and stream inspection.
@@ -237,7 +239,7 @@ def test_an_output_name_that_is_not_mp4_is_refused_before_ffmpeg_starts(tmp_path
 
 def test_failing_ffmpeg_raises_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # An encoder setting x264 refuses: ffmpeg fails at start, and the writer says so instead of hanging.
-    monkeypatch.setattr(video, "X264_PRESET", "no-such-preset")
+    monkeypatch.setattr(video_writer, "X264_PRESET", "no-such-preset")
     writer = VideoWriter(tmp_path / "out.mp4", fps=25)
     with pytest.raises(VideoWriteError, match="ffmpeg failed"):
         for frame in pattern_frames(50):

@@ -7,10 +7,10 @@ points at the frame's size, i.e. exactly what the networks see.
 
 Clips are processed in two streamed passes, so a clip is never held in memory:
 
-1. ``track_landmarks`` over a :class:`~talking_head.media.video.VideoReader` (the
+1. ``track_landmarks`` over a :class:`~talking_head.media.video_reader.VideoReader` (the
    track is small: ``(T, 68, 2)`` floats);
 2. the clip is read again and each frame is drawn with its row of the *final*
-   track (gap-filled) and written to a :class:`~talking_head.media.video.VideoWriter`
+   track (gap-filled) and written to a :class:`~talking_head.media.video_writer.VideoWriter`
    with the input's fps and audio.
 
 The second decode costs a few ms per frame, far less than detection, and it
@@ -34,7 +34,8 @@ from talking_head.face.landmarks import NO_FACE_MESSAGE, LandmarkDetector
 from talking_head.face.raster import LANDMARK_PARTS, line_width_for, rasterize_landmarks
 from talking_head.face.tracking import LandmarkTrack, track_landmarks
 from talking_head.media.images import IMAGE_EXTENSIONS, ImageSource, load_image
-from talking_head.media.video import VideoReader, VideoWriter
+from talking_head.media.video_reader import VideoReader
+from talking_head.media.video_writer import VideoWriter
 
 __all__ = [
     "VIDEO_EXTENSIONS",

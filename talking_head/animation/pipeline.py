@@ -57,7 +57,9 @@ from talking_head.face.landmarks import LandmarkDetector, get_detector
 from talking_head.face.motion import retarget_landmarks, smooth_landmarks
 from talking_head.face.raster import rasterize_landmarks
 from talking_head.face.tracking import LandmarkTrack, track_landmarks
-from talking_head.media.video import VideoReader, VideoWriter, probe_video
+from talking_head.media.video import probe_video
+from talking_head.media.video_reader import VideoReader
+from talking_head.media.video_writer import VideoWriter
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision, resolve_precision
 from talking_head.nets.tensors import images_to_tensor, tensor_to_images

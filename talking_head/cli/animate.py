@@ -154,7 +154,8 @@ def _check_paths(args: argparse.Namespace) -> None:
     the photos exist, the driving track is valid (or the clip readable)."""
     from talking_head.errors import ImageReadError, UnsupportedFileError, VideoReadError, VideoWriteError
     from talking_head.face.tracking import LandmarkTrack, check_driving_track
-    from talking_head.media.video import check_output_suffix, probe_video
+    from talking_head.media.video import probe_video
+    from talking_head.media.video_writer import check_output_suffix
 
     for out in (args.out, args.overlay):
         if out is not None:

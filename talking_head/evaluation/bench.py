@@ -317,7 +317,7 @@ def synthetic_talking_frames(num_frames: int, size: int = 512, seed: int = 0) ->
 
 def write_synthetic_clip(path: Path, seconds: float, fps: float, size: int) -> Path:
     """Write :func:`synthetic_talking_frames` as an MP4 (no audio) of ``seconds`` at ``fps``."""
-    from talking_head.media.video import VideoWriter
+    from talking_head.media.video_writer import VideoWriter
 
     with VideoWriter(path, fps) as writer:
         for frame in synthetic_talking_frames(max(1, round(seconds * fps)), size):

@@ -159,7 +159,7 @@ def _read_sampled_frames(
     path: Path, wanted: set[int], max_seconds: float | None
 ) -> tuple[dict[int, np.ndarray], int, float]:
     """One streaming pass over the clip keeping only the ``wanted`` frame indices."""
-    from talking_head.media.video import VideoReader
+    from talking_head.media.video_reader import VideoReader
 
     kept: dict[int, np.ndarray] = {}
     count = 0

@@ -268,7 +268,7 @@ def _prepare_clip_checked(
     )
     from talking_head.face.landmarks import get_detector
     from talking_head.face.tracking import track_landmarks
-    from talking_head.media.video import VideoReader
+    from talking_head.media.video_reader import VideoReader
 
     detector = get_detector(options.backend)
     with VideoReader(task.source) as reader:

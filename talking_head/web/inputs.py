@@ -21,7 +21,8 @@ from talking_head.animation.pipeline import DEFAULT_SMOOTHING
 from talking_head.errors import NoFaceError, TalkingHeadError, UnsupportedFileError
 from talking_head.face.tracking import LandmarkTrack, check_driving_track
 from talking_head.media.images import load_image
-from talking_head.media.video import VideoReader, probe_video
+from talking_head.media.video import probe_video
+from talking_head.media.video_reader import VideoReader
 from talking_head.web.limits import AppLimits
 
 TRACK_SUFFIX = ".npz"  # a driving motion saved as a landmark track

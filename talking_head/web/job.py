@@ -34,7 +34,8 @@ from talking_head.animation.pipeline import (
 )
 from talking_head.face.framing import crop_image, paste_back
 from talking_head.face.landmarks import LandmarkDetector
-from talking_head.media.video import VideoReader, VideoWriter
+from talking_head.media.video_reader import VideoReader
+from talking_head.media.video_writer import VideoWriter
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.web.files import OUTPUT_DIR, new_output_path
 from talking_head.web.inputs import (

@@ -29,7 +29,7 @@ from talking_head.face.framing import (
 from talking_head.face.landmarks import LandmarkDetector, get_detector
 from talking_head.face.raster import rasterize_landmarks
 from talking_head.face.tracking import LandmarkTrack, check_driving_track
-from talking_head.media.video import VideoWriter
+from talking_head.media.video_writer import VideoWriter
 from talking_head.web.files import OUTPUT_DIR, new_output_path
 from talking_head.web.inputs import TRACK_SUFFIX, check_upload, load_photo, photo_label
 from talking_head.web.limits import AppLimits
