@@ -12,18 +12,11 @@ from _landmark_helpers import ASTRONAUT, astronaut, blank_frame, face_crop, past
 from PIL import Image
 
 from talking_head.errors import NoFaceError, WeightsError
-from talking_head.face import landmarks
-from talking_head.face.landmarks import (
-    DLIB_MIN_RELATIVE_SCORE,
-    DlibDetector,
-    FaceLandmarks,
-    FanDetector,
-    LandmarkDetector,
-    detect_landmarks,
-    dlib_model_path,
-    get_detector,
-    select_faces,
-)
+from talking_head.face import fan_detector, landmarks
+from talking_head.face.detection import DLIB_MIN_RELATIVE_SCORE, FaceLandmarks, LandmarkDetector, select_faces
+from talking_head.face.dlib_detector import DlibDetector, dlib_model_path
+from talking_head.face.fan_detector import FanDetector
+from talking_head.face.landmarks import detect_landmarks, get_detector
 from talking_head.media.images import load_image
 
 EXIF_ORIENTATION = 0x0112
@@ -303,8 +296,8 @@ def test_fan_download_failure_is_a_weights_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     # An unroutable local address: fails at once, no internet involved.
-    monkeypatch.setitem(landmarks.FAN_WEIGHT_URLS, "fan", "http://127.0.0.1:9/2DFAN4-11f355bf06.pth.tar")
-    monkeypatch.setitem(landmarks.FAN_WEIGHT_URLS, "s3fd", "http://127.0.0.1:9/s3fd-619a316812.pth")
+    monkeypatch.setitem(fan_detector.FAN_WEIGHT_URLS, "fan", "http://127.0.0.1:9/2DFAN4-11f355bf06.pth.tar")
+    monkeypatch.setitem(fan_detector.FAN_WEIGHT_URLS, "s3fd", "http://127.0.0.1:9/s3fd-619a316812.pth")
     with pytest.raises(WeightsError, match="Could not download"):
         FanDetector(device="cpu", download_timeout=2.0)
     assert not list((tmp_path / "torch" / "hub" / "checkpoints").glob("*.partial"))
@@ -321,15 +314,15 @@ def test_fan_crop_and_heatmap_geometry_round_trip() -> None:
     """A point seen in FAN's crop/heatmap maps back to where it is in the image."""
     image = np.zeros((300, 400, 3), np.uint8)
     image[119:122, 219:222] = 255  # a bright 3x3 dot centred on pixel (220, 120)
-    center, side = landmarks._fan_crop_square(np.array([180.0, 80.0, 270.0, 170.0]))
-    crop = landmarks._crop_square(image, center, side, 256)  # (256, 256, 3)
+    center, side = fan_detector._fan_crop_square(np.array([180.0, 80.0, 270.0, 170.0]))
+    crop = fan_detector._crop_square(image, center, side, 256)  # (256, 256, 3)
     qy, qx = np.unravel_index(crop[..., 0].argmax(), crop.shape[:2])
     back = center + (np.array([qx, qy]) + 0.5 - 128) * side / 256 - 0.5
     np.testing.assert_allclose(back, [220, 120], atol=1.0)
     # A heatmap peak between cells (x 20.25 in continuous cell units) is found within a quarter cell.
     yy, xx = np.mgrid[0:64, 0:64]
     heatmap = np.exp(-((xx + 0.5 - 20.25) ** 2 + (yy + 0.5 - 40.5) ** 2) / 4.0)[None].astype(np.float32)
-    cells, peaks = landmarks._decode_heatmaps(heatmap)
+    cells, peaks = fan_detector._decode_heatmaps(heatmap)
     np.testing.assert_allclose(cells[0], [20.25, 40.5], atol=0.26)
     assert 0.9 < peaks[0] <= 1.0
 

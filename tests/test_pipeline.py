@@ -19,7 +19,7 @@ from talking_head.animation import pipeline
 from talking_head.animation.finetune import FinetuneConfig
 from talking_head.animation.person import analyze_photo
 from talking_head.errors import CancelledError, NoFaceError
-from talking_head.face.landmarks import FaceLandmarks
+from talking_head.face.detection import FaceLandmarks
 from talking_head.face.motion import interocular_distance
 from talking_head.face.tracking import LandmarkTrack
 from talking_head.media.video import probe_video

@@ -10,7 +10,8 @@ from _bad_inputs import write_track_npz
 from _landmark_helpers import FACE_CROP, astronaut, moving_face_clip
 
 from talking_head.errors import EmptyVideoError, NoFaceError, TrackFormatError, UnsupportedFileError
-from talking_head.face.landmarks import DlibDetector, FaceLandmarks
+from talking_head.face.detection import FaceLandmarks
+from talking_head.face.dlib_detector import DlibDetector
 from talking_head.face.tracking import LandmarkTrack, check_driving_track, fill_gaps, track_landmarks
 
 # Frames: face, short gap (2 blank), face, long gap (3 blank), face; tracked with max_gap=2.

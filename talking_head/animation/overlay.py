@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from talking_head.errors import NoFaceError, TalkingHeadError, UnsupportedFileError
-from talking_head.face.landmarks import NO_FACE_MESSAGE, LandmarkDetector
+from talking_head.face.detection import NO_FACE_MESSAGE, LandmarkDetector
 from talking_head.face.raster import LANDMARK_PARTS, line_width_for, rasterize_landmarks
 from talking_head.face.tracking import LandmarkTrack, track_landmarks
 from talking_head.media.images import IMAGE_EXTENSIONS, ImageSource, load_image

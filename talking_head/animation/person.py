@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from talking_head.errors import NoFaceError
+from talking_head.face.detection import LandmarkDetector
 from talking_head.face.framing import CropBox, crop_box_from_landmarks, crop_image, points_to_crop
-from talking_head.face.landmarks import LandmarkDetector, get_detector
+from talking_head.face.landmarks import get_detector
 from talking_head.face.motion import estimate_yaw
 from talking_head.face.raster import rasterize_landmarks_batch
 from talking_head.media.images import ImageSource, load_image

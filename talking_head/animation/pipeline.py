@@ -45,6 +45,7 @@ from talking_head.animation.person import (
     model_device,
 )
 from talking_head.errors import CancelledError, UnsupportedFileError
+from talking_head.face.detection import LandmarkDetector
 from talking_head.face.framing import (
     CropBox,
     crop_box_from_landmarks,
@@ -53,7 +54,7 @@ from talking_head.face.framing import (
     points_to_crop,
     smooth_crop_boxes,
 )
-from talking_head.face.landmarks import LandmarkDetector, get_detector
+from talking_head.face.landmarks import get_detector
 from talking_head.face.motion import retarget_landmarks, smooth_landmarks
 from talking_head.face.raster import rasterize_landmarks
 from talking_head.face.tracking import LandmarkTrack, track_landmarks

@@ -233,7 +233,7 @@ class FaceIdentity:
     def __init__(self, upsample: int = 1) -> None:
         import dlib
 
-        from talking_head.face.landmarks import dlib_model_path
+        from talking_head.face.dlib_detector import dlib_model_path
 
         self.upsample = upsample
         self._detector = dlib.get_frontal_face_detector()

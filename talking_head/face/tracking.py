@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from talking_head.errors import EmptyVideoError, NoFaceError, TrackFormatError
-from talking_head.face.landmarks import NUM_LANDMARKS, FaceLandmarks, LandmarkDetector
+from talking_head.face.detection import NUM_LANDMARKS, FaceLandmarks, LandmarkDetector
 from talking_head.media.frame_rate import frame_rate_indices
 
 TRACK_FORMAT_VERSION = 1

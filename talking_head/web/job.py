@@ -32,8 +32,8 @@ from talking_head.animation.pipeline import (
     mark_synthetic,
     overlay_panels,
 )
+from talking_head.face.detection import LandmarkDetector
 from talking_head.face.framing import crop_image, paste_back
-from talking_head.face.landmarks import LandmarkDetector
 from talking_head.media.video_reader import VideoReader
 from talking_head.media.video_writer import VideoWriter
 from talking_head.nets.model import TalkingHeadModel

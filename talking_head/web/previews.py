@@ -20,13 +20,14 @@ from talking_head.animation.overlay import (
 from talking_head.animation.person import PhotoReport, analyze_photo
 from talking_head.animation.pipeline import CROP_SMOOTHING, SYNTHETIC_METADATA
 from talking_head.errors import TalkingHeadError
+from talking_head.face.detection import LandmarkDetector
 from talking_head.face.framing import (
     crop_box_from_landmarks,
     points_from_crop,
     points_to_crop,
     smooth_crop_boxes,
 )
-from talking_head.face.landmarks import LandmarkDetector, get_detector
+from talking_head.face.landmarks import get_detector
 from talking_head.face.raster import rasterize_landmarks
 from talking_head.face.tracking import LandmarkTrack, check_driving_track
 from talking_head.media.video_writer import VideoWriter

@@ -16,7 +16,8 @@ import torch
 from talking_head.animation.person import model_device
 from talking_head.animation.pipeline import load_model
 from talking_head.errors import WeightsError
-from talking_head.face.landmarks import LandmarkDetector, get_detector
+from talking_head.face.detection import LandmarkDetector
+from talking_head.face.landmarks import get_detector
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import precision_from_env, resolve_precision
 from talking_head.web.limits import AppLimits
