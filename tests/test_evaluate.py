@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talking_head.evaluation import evaluate
+from talking_head.evaluation import evaluate, scoring
 from talking_head.evaluation.evaluate import EvalConfig, select_frames
+from talking_head.evaluation.report import write_report
 
 
 def test_select_frames_disjoint_and_even() -> None:
@@ -68,8 +69,8 @@ def test_score_frames_real_faces(astronaut_path: Path) -> None:
         box = crop_box_from_landmarks(face.points)
         crops.append(crop_image(frame, box, 256))
         points.append(detector.detect(crops[-1]).points)
-    real_desc = [evaluate.read_face(c, detector, identity).descriptor for c in crops]
-    scores = evaluate.score_frames(crops, points, detector, identity, crops, real_desc)
+    real_desc = [scoring.read_face(c, detector, identity).descriptor for c in crops]
+    scores = scoring.score_frames(crops, points, detector, identity, crops, real_desc)
     assert scores["ssim"] == pytest.approx(1.0)
     assert scores["l1"] == 0.0
     assert scores["face_detected"] == 1.0
@@ -77,7 +78,7 @@ def test_score_frames_real_faces(astronaut_path: Path) -> None:
     assert scores["csim"] == pytest.approx(1.0, abs=1e-5)
     # A blank prediction: no face, so landmark error and CSIM have nothing to average.
     blank = [np.zeros_like(crops[0])] * 2
-    scores = evaluate.score_frames(blank, points, detector, identity, crops, real_desc)
+    scores = scoring.score_frames(blank, points, detector, identity, crops, real_desc)
     assert scores["face_detected"] == 0.0 and scores["landmark_error"] is None and scores["csim"] is None
     assert scores["ssim"] < 0.5
 
@@ -200,7 +201,7 @@ def test_evaluate_tiny_synthetic_set(synthetic_videos: Path, tmp_path: Path) -> 
     assert "sharpness" in report["overall"]["cross"]["T=1"]["warp"]
     # The report round-trips through JSON and renders a Markdown table.
     report["machine"] = {"summary": "test machine"}
-    json_path, md_path = evaluate.write_report(report, tmp_path / "report.json")
+    json_path, md_path = write_report(report, tmp_path / "report.json")
     assert json.loads(json_path.read_text())["clips_evaluated"] == 2
     table = md_path.read_text()
     assert "| 1 | FT1 |" in table and "Cross-reenactment" in table and "test machine" in table

@@ -34,13 +34,14 @@ the match loss.
 Frames are read once per clip, streaming, keeping only the sampled ones; they
 are framed by the ONE crop function (``framing.crop_box_from_landmarks``) at
 the model's resolution, so all metrics are computed on ``image_size`` crops.
-Overall numbers are means over clips of the per-clip means.
+Overall numbers are means over clips of the per-clip means. The per-frame
+scores are :mod:`talking_head.evaluation.scoring`; the JSON and Markdown
+files, :mod:`talking_head.evaluation.report`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -52,6 +53,7 @@ import numpy as np
 
 from talking_head.errors import NoFaceError, TalkingHeadError, VideoReadError
 from talking_head.evaluation import metrics
+from talking_head.evaluation.scoring import read_face, score_frames
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,9 @@ class EvalConfig:
     baseline_warp: bool = True  # include the "warp the shot crops, no network" baseline
     landmarks_backend: str = "auto"  # detector for driving and re-detected landmarks
     seed: int = 0  # seeds torch before each fine-tuning
-    precision: str | None = None  # auto, bf16 or fp32 for fine-tuning and rendering (None: $TALKING_HEAD_PRECISION)
+    precision: str | None = (
+        None  # auto, bf16 or fp32 for fine-tuning and rendering (None: $TALKING_HEAD_PRECISION)
+    )
 
     def __post_init__(self) -> None:
         if not self.shots or min(self.shots) < 1:
@@ -199,79 +203,6 @@ def frame_clip(path: Path, name: str, config: EvalConfig, image_size: int, detec
     clip.shots = {t: [i for i in s if i in clip.crops] for t, s in shot_sets.items()}
     clip.holdout = [i for i in holdout if i in clip.crops]
     return clip
-
-
-# ----- measuring predictions ----------------------------------------------
-
-
-@dataclass
-class FaceReading:
-    """What the detectors see in one crop: landmarks and identity descriptor (``None`` = no face)."""
-
-    points: np.ndarray | None
-    descriptor: np.ndarray | None
-
-
-def read_face(crop: np.ndarray, detector: Any, identity: metrics.FaceIdentity) -> FaceReading:
-    """Detect landmarks in a crop; describe the face in the detector's box (one detection per crop)."""
-    try:
-        face = detector.detect(crop)
-    except NoFaceError:
-        return FaceReading(None, None)
-    return FaceReading(np.asarray(face.points, dtype=np.float32), identity.descriptor(crop, box=face.box))
-
-
-def score_frames(
-    predictions: Sequence[np.ndarray],
-    target_points: Sequence[np.ndarray],
-    detector: Any,
-    identity: metrics.FaceIdentity,
-    real_crops: Sequence[np.ndarray] | None = None,
-    real_descriptors: Sequence[np.ndarray | None] | None = None,
-    identity_reference: np.ndarray | None = None,
-) -> dict[str, float | None]:
-    """Mean metrics of predicted crops against targets.
-
-    ``real_crops`` enables SSIM/PSNR/L1 and the mouth metrics (in the square
-    of ``target_points``); sharpness is always measured. CSIM compares each prediction with
-    ``real_descriptors[k]`` (self-reenactment) or with one
-    ``identity_reference`` descriptor (cross-reenactment).
-    """
-    rows: dict[str, list[float | None]] = {
-        "ssim": [],
-        "psnr": [],
-        "l1": [],
-        "mouth_ssim": [],
-        "mouth_l1": [],
-        "landmark_error": [],
-        "csim": [],
-        "sharpness": [],
-    }
-    found = 0
-    cache: dict[int, FaceReading] = {}  # the copy baseline repeats one array: measure it once
-    for k, (pred, target) in enumerate(zip(predictions, target_points)):
-        if real_crops is not None:
-            real = real_crops[k]
-            scores = metrics.image_metrics(pred, real) | metrics.mouth_metrics(pred, real, target)
-            for key, value in scores.items():
-                rows[key].append(value)
-        rows["sharpness"].append(metrics.sharpness(pred))
-        reading = cache.get(id(pred)) or read_face(pred, detector, identity)
-        cache[id(pred)] = reading
-        if reading.points is None:
-            continue
-        found += 1
-        rows["landmark_error"].append(metrics.landmark_error(reading.points, target))
-        reference = identity_reference if real_descriptors is None else real_descriptors[k]
-        if reading.descriptor is not None and reference is not None:
-            rows["csim"].append(metrics.identity_similarity(reading.descriptor, reference))
-    result = {
-        key: metrics.mean_or_none(values)
-        for key, values in rows.items()
-        if values or key in ("landmark_error", "csim")
-    }
-    result["face_detected"] = found / max(1, len(predictions))
-    return result
 
 
 # ----- the model side ------------------------------------------------------
@@ -537,118 +468,3 @@ def evaluate(
         "overall": {"self": _overall(reports, "self"), "cross": _overall(reports, "cross")},
         "timings": timings,
     }
-
-
-# ----- writing the report --------------------------------------------------
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-_SELF_COLUMNS = (
-    ("SSIM ↑", "ssim", 3),
-    ("PSNR ↑", "psnr", 2),
-    ("L1 ↓", "l1", 4),
-    ("mouth SSIM ↑", "mouth_ssim", 3),
-    ("mouth L1 ↓", "mouth_l1", 4),
-    ("LMK err ↓", "landmark_error", 3),
-    ("CSIM ↑", "csim", 3),
-    ("sharpness", "sharpness", 0),
-    ("face %", "face_detected", 1),
-    ("s / clip", "seconds", 1),
-)
-_CROSS_COLUMNS = (
-    ("CSIM to A ↑", "csim", 3),
-    ("LMK err ↓", "landmark_error", 3),
-    ("sharpness", "sharpness", 0),
-    ("face %", "face_detected", 1),
-)
-
-
-def _table(overall: dict[str, Any], columns: Sequence[tuple[str, str, int]]) -> list[str]:
-    lines = ["| T | method | " + " | ".join(c[0] for c in columns) + " | clips |"]
-    lines.append("|---|---|" + "---|" * len(columns) + "---|")
-    for t_key, per_t in overall.items():
-        for method, scores in per_t.items():
-            cells = []
-            for _, key, digits in columns:
-                value = scores.get(key)
-                if key == "face_detected" and value is not None:
-                    value, digits = 100.0 * value, 1
-                cells.append(_fmt(value, digits))
-            lines.append(
-                f"| {t_key.removeprefix('T=')} | {method} | "
-                + " | ".join(cells)
-                + f" | {scores.get('clips', '')} |"
-            )
-    return lines
-
-
-def markdown_report(report: dict[str, Any]) -> str:
-    """The report as Markdown: machine, set-up, the self- and cross-reenactment tables."""
-    cfg = report["config"]
-    machine = report.get("machine", {})
-    lines = [
-        "# Evaluation",
-        "",
-        f"- weights: `{report.get('weights', '?')}`; image size {report['model_config']['image_size']}",
-        (
-            f"- clips: {report['clips_evaluated']} evaluated, {report['clips_skipped']} skipped; "
-            f"hold-out frames per clip: {cfg['holdout']}; landmarks: {report['landmarks_backend']}"
-        ),
-        f"- machine: {machine.get('summary', '?')}",
-        f"- wall time: {report['timings']['total_s']:.0f} s",
-        "",
-        "## Self-reenactment (hold-out frames rendered from their own landmarks)",
-        "",
-        *_table(report["overall"]["self"], _SELF_COLUMNS),
-    ]
-    if report["overall"]["cross"]:
-        lines += ["", "## Cross-reenactment (clip i's person driven by clip i+1, relative mode)", ""]
-        lines += _table(report["overall"]["cross"], _CROSS_COLUMNS)
-    skipped = [c for c in report["clips"] if "skipped" in c]
-    if skipped:
-        lines += ["", "Skipped clips:", ""] + [f"- `{c['clip']}`: {c['skipped']}" for c in skipped]
-    lines += [
-        "",
-        (
-            "SSIM: Gaussian 11×11, σ 1.5, mean over RGB channels; PSNR on uint8 (capped at 100 dB); "
-            "L1 in [0, 1]; LMK err: mean landmark distance / outer-eye-corner distance; "
-            "CSIM: cosine of dlib 128-d face descriptors. Means over clips."
-        ),
-        "",
-        (
-            "mouth SSIM / L1: in the square around the target's lip landmarks (48–67), padded 25% "
-            "on each side, resized to 64×64. sharpness: variance of the Laplacian of the gray crop; "
-            "`real` is the real hold-out frames (their other metrics against themselves are trivially "
-            "perfect, so not shown). SSIM rewards blur (a Gaussian blur σ = 2 of the warp raises its "
-            "SSIM), so an SSIM gain means something only beside sharpness. "
-            "`warp`: the shot crops warped to the target landmarks by a thin-plate spline, no network."
-        ),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def write_report(report: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
-    """Write ``out`` (JSON) and the Markdown table next to it (same name, ``.md``)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    md = out.with_suffix(".md")
-    md.write_text(markdown_report(report), encoding="utf-8")
-    return out, md
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
