@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from talking_head.animation.overlay import compose_overlay
 from talking_head.errors import TalkingHeadError
-from talking_head.evaluation.bench import machine_info, synthetic_talking_frames
+from talking_head.evaluation.machine import machine_info
+from talking_head.evaluation.synthetic import synthetic_talking_frames
 from talking_head.face.detection import LandmarkDetector
 from talking_head.face.landmarks import get_detector
 from talking_head.face.raster import rasterize_landmarks

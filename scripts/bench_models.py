@@ -18,7 +18,9 @@ from pathlib import Path
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from talking_head.evaluation.bench import bench_networks, format_sizes, machine_info, network_sizes
+from talking_head.evaluation.bench import format_sizes
+from talking_head.evaluation.machine import machine_info
+from talking_head.evaluation.speed import bench_networks, network_sizes
 from talking_head.nets.config import PRESETS
 
 NUM_VIDEOS_FOR_W = 1000  # W size shown for scale: one row per training video

@@ -27,7 +27,8 @@ import torch
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from talking_head.evaluation.bench import bench_finetune, bench_render, machine_info
+from talking_head.evaluation.machine import machine_info
+from talking_head.evaluation.speed import bench_finetune, bench_render
 
 
 def run_preset(preset: str, shots: list[int], steps: int, frames: int, batch: int) -> list[dict]:

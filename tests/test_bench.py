@@ -9,23 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talking_head.evaluation import bench
+from talking_head.evaluation import machine, synthetic
 
 
 def test_machine_info_names_the_machine() -> None:
-    info = bench.machine_info()
+    info = machine.machine_info()
     assert info["cores"] >= 1 and info["torch"] and info["cpu"]
     assert info["cpu"] in info["summary"] and ("no GPU" in info["summary"] or info["gpu"])
 
 
 def test_median_seconds_skips_warmup() -> None:
     calls = []
-    assert bench.median_seconds(lambda: calls.append(1), repeats=3) >= 0.0
+    assert machine.median_seconds(lambda: calls.append(1), repeats=3) >= 0.0
     assert len(calls) == 4  # one warm-up run + three timed runs
 
 
 def test_synthetic_frames_move() -> None:
-    frames = list(bench.synthetic_talking_frames(3, size=128))
+    frames = list(synthetic.synthetic_talking_frames(3, size=128))
     assert all(f.shape == (128, 128, 3) and f.dtype == np.uint8 for f in frames)
     assert np.abs(frames[0].astype(int) - frames[2].astype(int)).mean() > 1.0
 
@@ -38,10 +38,10 @@ def test_run_python_module_measures_the_child_only(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     ballast = bytearray(300 * 2**20)  # this process is big; the child must not inherit that in its peak
     ballast[::4096] = b"1" * len(ballast[::4096])
-    ok = bench.run_python_module("alloc50", [], env=env)
+    ok = machine.run_python_module("alloc50", [], env=env)
     assert ok["exit_code"] == 0 and "hi" in ok["output_tail"]
     assert 50 <= ok["peak_rss_mib"] < 250
-    assert bench.run_python_module("fail3", [], env=env)["exit_code"] == 3
+    assert machine.run_python_module("fail3", [], env=env)["exit_code"] == 3
     del ballast
 
 

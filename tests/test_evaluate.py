@@ -57,8 +57,8 @@ def test_find_clips(tmp_path: Path) -> None:
 
 def test_score_frames_real_faces(astronaut_path: Path) -> None:
     """Real crops scored against themselves: perfect image metrics, ~0 landmark error, CSIM ≈ 1."""
-    from talking_head.evaluation.bench import synthetic_talking_frames
     from talking_head.evaluation.metrics import get_face_identity
+    from talking_head.evaluation.synthetic import synthetic_talking_frames
     from talking_head.face.framing import crop_box_from_landmarks, crop_image
     from talking_head.face.landmarks import get_detector
 
@@ -154,7 +154,7 @@ def test_warp_person_crops_batches_and_keeps_the_shot_at_its_own_landmarks() -> 
 @pytest.fixture(scope="module")
 def synthetic_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two short clips of the example photo with small head motions."""
-    from talking_head.evaluation.bench import synthetic_talking_frames
+    from talking_head.evaluation.synthetic import synthetic_talking_frames
     from talking_head.media.video_writer import VideoWriter
 
     root = tmp_path_factory.mktemp("videos")

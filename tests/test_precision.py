@@ -13,8 +13,8 @@ from _tiny_weights import make_tiny_weights
 from conftest import ASTRONAUT
 
 from talking_head.errors import TalkingHeadError
-from talking_head.evaluation.bench import moving_track
 from talking_head.evaluation.metrics import psnr
+from talking_head.evaluation.synthetic import moving_track
 from talking_head.nets import precision as precision_module
 from talking_head.nets.config import ModelConfig
 from talking_head.nets.generator import Generator

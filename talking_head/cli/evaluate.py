@@ -100,8 +100,8 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, str]:
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write REPORT.json + REPORT.md, print the table."""
     from talking_head.animation.person import model_device
-    from talking_head.evaluation.bench import machine_info
     from talking_head.evaluation.evaluate import EvalConfig, evaluate
+    from talking_head.evaluation.machine import machine_info
     from talking_head.evaluation.report import markdown_report, write_report
     from talking_head.nets.precision import resolve_precision
 
