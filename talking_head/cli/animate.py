@@ -8,6 +8,14 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the command imports the library when it runs, so --help stays fast
+    from talking_head.animation.person import Person
+    from talking_head.animation.pipeline import DrivingMotion, RenderResult
+    from talking_head.face.detection import LandmarkDetector
+    from talking_head.nets.model import TalkingHeadModel
+    from talking_head.nets.precision import Precision
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +184,88 @@ def _check_paths(args: argparse.Namespace) -> None:
         probe_video(driving, max_seconds=args.max_seconds)
 
 
+def _finetune(
+    args: argparse.Namespace, model: TalkingHeadModel, person: Person, precision: Precision
+) -> Person:
+    """Fine-tune ``args.steps`` steps with a progress bar; print the time per step."""
+    import torch
+
+    from talking_head.animation import pipeline
+
+    torch.manual_seed(args.seed)
+    with _progress_bar("fine-tuning", args.steps) as bar:
+
+        def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+            bar.set_postfix(
+                content=f"{losses['content']:.3f}", d=f"{losses['discriminator']:.3f}", refresh=False
+            )
+            bar.update(1)
+
+        tune_start = time.perf_counter()
+        person = pipeline.finetune_person(
+            model,
+            person,
+            args.steps,
+            callback=on_step,
+            config=pipeline.FinetuneConfig(seed=args.seed),
+            precision=precision,
+        )
+    tune_s = time.perf_counter() - tune_start
+    print(f"fine-tuned {args.steps} steps in {tune_s:.1f} s ({1000 * tune_s / args.steps:.0f} ms/step)")
+    return person
+
+
+def _load_driving(
+    args: argparse.Namespace, model: TalkingHeadModel, detector: LandmarkDetector
+) -> DrivingMotion:
+    """The driving motion (a clip tracked with a progress bar, or a saved track); print its frames."""
+    from talking_head.animation import pipeline
+
+    with _progress_bar("landmarks", 0) as bar:
+
+        def on_frame(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        motion = pipeline.load_driving(
+            args.driving,
+            model.config.image_size,
+            smoothing=args.smoothing,
+            detector=detector,
+            max_seconds=args.max_seconds,
+            progress=on_frame,
+        )
+    print(f"driving: {len(motion)} frames at {motion.fps:g} fps{' with audio' if motion.has_audio else ''}")
+    return motion
+
+
+def _render(
+    args: argparse.Namespace,
+    model: TalkingHeadModel,
+    person: Person,
+    motion: DrivingMotion,
+    precision: Precision,
+) -> RenderResult:
+    """Render the result (and overlay) MP4s with a progress bar."""
+    from talking_head.animation import pipeline
+
+    with _progress_bar("rendering", len(motion)) as bar:
+        return pipeline.render_video(
+            model,
+            person,
+            motion,
+            args.out,
+            overlay=args.overlay,
+            mode=args.mode,
+            reference=args.reference,
+            paste_into_photo=args.paste_back,
+            batch_size=args.batch_size,
+            precision=precision,
+            watermark=args.watermark,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Embed, fine-tune, track the driver, render; print a summary."""
     from talking_head.animation import pipeline
@@ -195,62 +285,11 @@ def run(args: argparse.Namespace) -> int:
     person = pipeline.embed_person(model, args.photos, detector=detector)
     print(f"photos ({len(person.shots)} of {len(args.photos)} usable):")
     _print_reports(person.reports)
-
     if args.steps > 0:
-        import torch
+        person = _finetune(args, model, person, precision)
+    motion = _load_driving(args, model, detector)
+    result = _render(args, model, person, motion, precision)
 
-        torch.manual_seed(args.seed)
-        with _progress_bar("fine-tuning", args.steps) as bar:
-
-            def on_step(step: int, total: int, losses: dict[str, float]) -> None:
-                bar.set_postfix(
-                    content=f"{losses['content']:.3f}", d=f"{losses['discriminator']:.3f}", refresh=False
-                )
-                bar.update(1)
-
-            tune_start = time.perf_counter()
-            person = pipeline.finetune_person(
-                model,
-                person,
-                args.steps,
-                callback=on_step,
-                config=pipeline.FinetuneConfig(seed=args.seed),
-                precision=precision,
-            )
-        tune_s = time.perf_counter() - tune_start
-        print(f"fine-tuned {args.steps} steps in {tune_s:.1f} s ({1000 * tune_s / args.steps:.0f} ms/step)")
-
-    with _progress_bar("landmarks", 0) as bar:
-
-        def on_frame(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        motion = pipeline.load_driving(
-            args.driving,
-            model.config.image_size,
-            smoothing=args.smoothing,
-            detector=detector,
-            max_seconds=args.max_seconds,
-            progress=on_frame,
-        )
-    print(f"driving: {len(motion)} frames at {motion.fps:g} fps{' with audio' if motion.has_audio else ''}")
-
-    with _progress_bar("rendering", len(motion)) as bar:
-        result = pipeline.render_video(
-            model,
-            person,
-            motion,
-            args.out,
-            overlay=args.overlay,
-            mode=args.mode,
-            reference=args.reference,
-            paste_into_photo=args.paste_back,
-            batch_size=args.batch_size,
-            precision=precision,
-            watermark=args.watermark,
-            progress=lambda done, total: bar.update(done - bar.n),
-        )
     total_s = time.perf_counter() - started
     print(
         f"wrote {result.out} ({result.num_frames} frames, {result.fps:g} fps, {'with' if result.has_audio else 'no'} audio)"
