@@ -109,7 +109,18 @@ SAMPLES_DIR = "samples"
 CHECKPOINT_VERSION = 1
 VARIANTS = ("ft", "ff")
 # TrainConfig fields that may change on resume without breaking exactness.
-_RESUMABLE_CHANGES = ("max_steps", "log_every", "sample_every", "ckpt_every", "workers", "num_samples")
+# The learning rates and the warm-up length may change too: a schedule set by hand across resumes.
+_RESUMABLE_CHANGES = (
+    "max_steps",
+    "log_every",
+    "sample_every",
+    "ckpt_every",
+    "workers",
+    "num_samples",
+    "lr_eg",
+    "lr_d",
+    "warmup_steps",
+)
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,8 @@ class TrainConfig:
     workers: int = 0  # DataLoader worker processes per rank (0: load in the training process)
     flip: bool = True  # mirror whole episodes with probability 1/2
     warmup_steps: int = 0  # first E/G steps on the content (+ match) loss alone: no D, no adversarial terms
+    crop_size: int = 0  # G and D see crops of this side of each target (0: whole frames); E sees whole shots
+    mouth_crops: float = 0.5  # share of the crops centred on the target's lips (the rest: anywhere)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -152,6 +165,10 @@ class TrainConfig:
                 problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.warmup_steps < 0:
             problems.append(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
+        if self.crop_size < 0:
+            problems.append(f"crop_size must be ≥ 0 (0: whole frames), got {self.crop_size}")
+        if not 0.0 <= self.mouth_crops <= 1.0:
+            problems.append(f"mouth_crops must be in [0, 1], got {self.mouth_crops}")
         if not 0.0 <= self.ema_decay < 1.0:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if problems:
@@ -288,6 +305,9 @@ def train(
             module.load_state_dict(checkpoint[name])
         opt_eg.load_state_dict(checkpoint["opt_eg"])
         opt_d.load_state_dict(checkpoint["opt_d"])
+        for optimizer, lr in ((opt_eg, tc.lr_eg), (opt_d, tc.lr_d)):  # this call's rates, not the saved ones
+            for group in optimizer.param_groups:
+                group["lr"] = lr
         _set_rng_state(checkpoint["rng"])
         start_step, wall_before = int(checkpoint["step"]), float(checkpoint["wall_seconds"])
         if checkpoint["world_size"] != env.world_size:
@@ -335,6 +355,8 @@ def train(
     step = start_step
     while step < tc.max_steps:
         batch = {k: v.to(env.device, non_blocking=True) for k, v in next(batches).items()}
+        if tc.crop_size:  # G and D on crops of the targets (E still embeds whole shots)
+            batch = _crop_targets(batch, tc.crop_size, tc.mouth_crops)
         x, y, index = (
             batch["target_image"],
             batch["target_landmarks"],
@@ -578,8 +600,58 @@ def _generate(
     warp = None
     if generator.config.warp_guided:
         with torch.no_grad():  # the warp is an input, not a function of any parameter
-            warp = warp_episodes(batch["shot_images"], batch["shot_points"], batch["target_points"])
+            corners = batch.get("crop_corners")
+            if corners is None:
+                warp = warp_episodes(batch["shot_images"], batch["shot_points"], batch["target_points"])
+            else:  # warped to the whole frame's points, then cut like the target
+                whole = batch["target_points"] + corners[:, None].to(batch["target_points"].dtype)
+                warp = warp_episodes(batch["shot_images"], batch["shot_points"], whole)
+                warp = _crop(warp, corners, batch["target_image"].shape[-1])
     return e_hat, generator(batch["target_landmarks"], e_hat, warp=warp), warp
+
+
+def _crop_corners(points: torch.Tensor, image_size: int, size: int, mouth_share: float) -> torch.Tensor:
+    """(B, 2) integer (x, y) top-left corners of ``size``² crops inside an ``image_size``² frame.
+
+    A ``mouth_share`` of them (drawn per sample) centre on the lips of
+    ``points`` (B, 68, 2), jittered by up to size/8; the others lie anywhere.
+    """
+    room = image_size - size
+    anywhere = torch.rand(points.shape[0], 2, device=points.device) * room
+    lips = points[:, 48:68].float()
+    centre = (lips.amin(dim=1) + lips.amax(dim=1)) / 2
+    jitter = (torch.rand(points.shape[0], 2, device=points.device) * 2 - 1) * (size / 8)
+    on_mouth = centre + jitter - size / 2
+    chosen = torch.where(
+        torch.rand(points.shape[0], 1, device=points.device) < mouth_share, on_mouth, anywhere
+    )
+    return chosen.round().clamp(0, room).long()
+
+
+def _crop(images: torch.Tensor, corners: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, S, S) → (B, C, size, size): each image cut at its own corner (B, 2) (x, y)."""
+    return torch.stack(
+        [image[:, y : y + size, x : x + size] for image, (x, y) in zip(images, corners.tolist())]
+    )
+
+
+def _crop_targets(batch: dict[str, torch.Tensor], size: int, mouth_share: float) -> dict[str, torch.Tensor]:
+    """The batch with its targets (image, landmark image, points) cut to ``size``² crops.
+
+    The corners travel as ``crop_corners`` so that :func:`_generate` cuts the
+    warp (made from whole shots) the same way.
+    """
+    image_size = batch["target_image"].shape[-1]
+    if size >= image_size:
+        raise TalkingHeadError(f"crop_size {size} must be smaller than the image size {image_size}")
+    corners = _crop_corners(batch["target_points"], image_size, size, mouth_share)
+    return {
+        **batch,
+        "target_image": _crop(batch["target_image"], corners, size),
+        "target_landmarks": _crop(batch["target_landmarks"], corners, size),
+        "target_points": batch["target_points"] - corners[:, None].to(batch["target_points"].dtype),
+        "crop_corners": corners,
+    }
 
 
 @torch.no_grad()
