@@ -109,7 +109,8 @@ SAMPLES_DIR = "samples"
 CHECKPOINT_VERSION = 1
 VARIANTS = ("ft", "ff")
 # TrainConfig fields that may change on resume without breaking exactness.
-# The learning rates and the warm-up length may change too: a schedule set by hand across resumes.
+# The learning rates, the warm-up length and the crops may change too: a schedule set by hand
+# across resumes (the run then no longer repeats exactly as one call would).
 _RESUMABLE_CHANGES = (
     "max_steps",
     "log_every",
@@ -120,6 +121,9 @@ _RESUMABLE_CHANGES = (
     "lr_eg",
     "lr_d",
     "warmup_steps",
+    "crop_size",
+    "mouth_crops",
+    "crops_per_target",
 )
 
 
@@ -146,6 +150,7 @@ class TrainConfig:
     warmup_steps: int = 0  # first E/G steps on the content (+ match) loss alone: no D, no adversarial terms
     crop_size: int = 0  # G and D see crops of this side of each target (0: whole frames); E sees whole shots
     mouth_crops: float = 0.5  # share of the crops centred on the target's lips (the rest: anywhere)
+    crops_per_target: int = 1  # crops cut from each target, all generated from the episode's one ê
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -160,6 +165,7 @@ class TrainConfig:
             "log_every",
             "ckpt_every",
             "num_samples",
+            "crops_per_target",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -356,7 +362,7 @@ def train(
     while step < tc.max_steps:
         batch = {k: v.to(env.device, non_blocking=True) for k, v in next(batches).items()}
         if tc.crop_size:  # G and D on crops of the targets (E still embeds whole shots)
-            batch = _crop_targets(batch, tc.crop_size, tc.mouth_crops)
+            batch = _crop_targets(batch, tc.crop_size, tc.mouth_crops, tc.crops_per_target)
         x, y, index = (
             batch["target_image"],
             batch["target_landmarks"],
@@ -597,16 +603,18 @@ def _generate(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """ê from the episode's K shots, then x̂ = G(y_t, ê[, warp]); returns (ê, x̂, warp or None)."""
     e_hat = embedder.embed_frames(batch["shot_images"], batch["shot_landmarks"])  # (B, N)
+    corners = batch.get("crop_corners")  # (B·n, 2) with n crops per target, or None
+    repeats = 1 if corners is None else corners.shape[0] // e_hat.shape[0]
+    e_hat = e_hat.repeat_interleave(repeats, dim=0)
     warp = None
     if generator.config.warp_guided:
         with torch.no_grad():  # the warp is an input, not a function of any parameter
-            corners = batch.get("crop_corners")
             if corners is None:
                 warp = warp_episodes(batch["shot_images"], batch["shot_points"], batch["target_points"])
             else:  # warped to the whole frame's points, then cut like the target
                 whole = batch["target_points"] + corners[:, None].to(batch["target_points"].dtype)
-                warp = warp_episodes(batch["shot_images"], batch["shot_points"], whole)
-                warp = _crop(warp, corners, batch["target_image"].shape[-1])
+                warp = warp_episodes(batch["shot_images"], batch["shot_points"], whole[::repeats])
+                warp = _crop(warp.repeat_interleave(repeats, dim=0), corners, batch["target_image"].shape[-1])
     return e_hat, generator(batch["target_landmarks"], e_hat, warp=warp), warp
 
 
@@ -635,21 +643,29 @@ def _crop(images: torch.Tensor, corners: torch.Tensor, size: int) -> torch.Tenso
     )
 
 
-def _crop_targets(batch: dict[str, torch.Tensor], size: int, mouth_share: float) -> dict[str, torch.Tensor]:
-    """The batch with its targets (image, landmark image, points) cut to ``size``² crops.
+def _crop_targets(
+    batch: dict[str, torch.Tensor], size: int, mouth_share: float, per_target: int = 1
+) -> dict[str, torch.Tensor]:
+    """The batch with its targets (image, landmark image, points, video index) cut to ``size``² crops.
 
-    The corners travel as ``crop_corners`` so that :func:`_generate` cuts the
-    warp (made from whole shots) the same way.
+    ``per_target`` crops of each target, in a row (B·n targets for B episodes:
+    the shots stay B, embedded once). The corners travel as ``crop_corners`` so
+    that :func:`_generate` cuts the warp (made from whole shots) the same way.
     """
     image_size = batch["target_image"].shape[-1]
     if size >= image_size:
         raise TalkingHeadError(f"crop_size {size} must be smaller than the image size {image_size}")
-    corners = _crop_corners(batch["target_points"], image_size, size, mouth_share)
+    targets = {
+        key: batch[key].repeat_interleave(per_target, dim=0)
+        for key in ("target_image", "target_landmarks", "target_points", "video_index")
+    }
+    corners = _crop_corners(targets["target_points"], image_size, size, mouth_share)
     return {
         **batch,
-        "target_image": _crop(batch["target_image"], corners, size),
-        "target_landmarks": _crop(batch["target_landmarks"], corners, size),
-        "target_points": batch["target_points"] - corners[:, None].to(batch["target_points"].dtype),
+        "target_image": _crop(targets["target_image"], corners, size),
+        "target_landmarks": _crop(targets["target_landmarks"], corners, size),
+        "target_points": targets["target_points"] - corners[:, None].to(targets["target_points"].dtype),
+        "video_index": targets["video_index"],
         "crop_corners": corners,
     }
 

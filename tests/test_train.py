@@ -214,10 +214,15 @@ def test_crop_targets_cut_the_warp_like_the_target(tmp_path):
     items = [dataset[(i % 2, 3 + i)] for i in range(6)]
     batch = {k: torch.stack([item[k] for item in items]) for k in items[0]}
     torch.manual_seed(0)
-    cropped = _crop_targets(batch, 32, mouth_share=1.0)
+    cropped = _crop_targets(batch, 32, mouth_share=1.0, per_target=2)  # two crops of each target, one ê
     whole_warp = warp_episodes(batch["shot_images"], batch["shot_points"], batch["target_points"])
-    _, x_hat, warp = _generate(Embedder(TINY), Generator(TINY), cropped)
-    assert x_hat.shape == warp.shape == cropped["target_image"].shape == (6, 3, 32, 32)
+    e_hat, x_hat, warp = _generate(Embedder(TINY), Generator(TINY), cropped)
+    assert x_hat.shape == warp.shape == cropped["target_image"].shape == (12, 3, 32, 32)
+    assert torch.equal(e_hat[0::2], e_hat[1::2]) and torch.equal(
+        cropped["video_index"][0::2], batch["video_index"]
+    )
+    batch = {k: v.repeat_interleave(2, dim=0) for k, v in batch.items()}  # crop i comes from target i // 2
+    whole_warp = whole_warp.repeat_interleave(2, dim=0)
     for i, (x, y) in enumerate(cropped["crop_corners"].tolist()):
         assert 0 <= x <= 32 and 0 <= y <= 32
         assert torch.equal(cropped["target_image"][i], batch["target_image"][i, :, y : y + 32, x : x + 32])
@@ -233,12 +238,16 @@ def test_crop_targets_cut_the_warp_like_the_target(tmp_path):
         assert ((centre >= 0) & (centre <= 32)).all(), centre
     with pytest.raises(TalkingHeadError, match="crop_size"):
         _crop_targets(batch, 64, 0.5)
+    with pytest.raises(ValueError, match="crops_per_target"):
+        TrainConfig(crops_per_target=0)
 
 
 def test_crop_training_runs_and_resume_takes_the_new_learning_rate(tmp_path):
     data = make_prepared_dataset(tmp_path / "data", num_videos=2, num_frames=8, size=64)
     run = tmp_path / "run"
-    config = _config(batch_size=2, max_steps=2, crop_size=32, ckpt_every=1, sample_every=2, lr_eg=1e-3)
+    config = _config(
+        batch_size=2, max_steps=2, crop_size=32, crops_per_target=2, ckpt_every=1, sample_every=2, lr_eg=1e-3
+    )
     train(data, run, TINY, config, dataclasses.replace(PIXEL, mouth_weight=4.0))
     assert all(np.isfinite(s["loss_cnt_mouth"]) and s["loss_cnt_mouth"] > 0 for s in _stats(run))
     from PIL import Image

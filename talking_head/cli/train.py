@@ -45,6 +45,7 @@ _TRAIN_OPTIONS = {
     "betas": "betas",
     "crop_size": "crop_size",
     "mouth_crops": "mouth_crops",
+    "crops_per_target": "crops_per_target",
 }
 
 
@@ -115,6 +116,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mouth-crops",
         type=float,
         help=f"share of the crops centred on the lips (default {d.mouth_crops})",
+    )
+    parser.add_argument(
+        "--crops-per-target",
+        type=int,
+        help=f"crops cut from each target, sharing the episode's ê (default {d.crops_per_target})",
     )
     parser.add_argument(
         "--mouth-weight", type=float, help="extra L1 weight inside the lip square (default 0: off)"
