@@ -200,3 +200,67 @@ def test_warp_guided_training_uses_the_warp_and_warms_up_without_d(tmp_path):
 
     grid = Image.open(tmp_path / "warp" / "samples" / "step_0000006.png")
     assert grid.width == 4 * 64
+
+
+def test_crop_targets_cut_the_warp_like_the_target(tmp_path):
+    from talking_head.data import EpisodeDataset
+    from talking_head.embedder import Embedder
+    from talking_head.generator import Generator
+    from talking_head.train import _crop_targets, _generate
+    from talking_head.warp import warp_episodes
+
+    data = make_prepared_dataset(tmp_path / "data", num_videos=2, num_frames=8, size=64)
+    dataset = EpisodeDataset(data, 1, 64, flip=False)
+    items = [dataset[(i % 2, 3 + i)] for i in range(6)]
+    batch = {k: torch.stack([item[k] for item in items]) for k in items[0]}
+    torch.manual_seed(0)
+    cropped = _crop_targets(batch, 32, mouth_share=1.0, per_target=2)  # two crops of each target, one ê
+    whole_warp = warp_episodes(batch["shot_images"], batch["shot_points"], batch["target_points"])
+    e_hat, x_hat, warp = _generate(Embedder(TINY), Generator(TINY), cropped)
+    assert x_hat.shape == warp.shape == cropped["target_image"].shape == (12, 3, 32, 32)
+    assert torch.equal(e_hat[0::2], e_hat[1::2]) and torch.equal(
+        cropped["video_index"][0::2], batch["video_index"]
+    )
+    batch = {k: v.repeat_interleave(2, dim=0) for k, v in batch.items()}  # crop i comes from target i // 2
+    whole_warp = whole_warp.repeat_interleave(2, dim=0)
+    for i, (x, y) in enumerate(cropped["crop_corners"].tolist()):
+        assert 0 <= x <= 32 and 0 <= y <= 32
+        assert torch.equal(cropped["target_image"][i], batch["target_image"][i, :, y : y + 32, x : x + 32])
+        assert torch.equal(
+            cropped["target_landmarks"][i], batch["target_landmarks"][i, :, y : y + 32, x : x + 32]
+        )
+        assert torch.allclose(warp[i], whole_warp[i, :, y : y + 32, x : x + 32], atol=1e-5)
+        # Points move into the crop's frame; mouth crops hold the lip centre.
+        shift = torch.tensor([x, y], dtype=batch["target_points"].dtype)
+        assert torch.allclose(cropped["target_points"][i] + shift, batch["target_points"][i])
+        lips = cropped["target_points"][i, 48:68]
+        centre = (lips.amin(0) + lips.amax(0)) / 2
+        assert ((centre >= 0) & (centre <= 32)).all(), centre
+    with pytest.raises(TalkingHeadError, match="crop_size"):
+        _crop_targets(batch, 64, 0.5)
+    with pytest.raises(ValueError, match="crops_per_target"):
+        TrainConfig(crops_per_target=0)
+
+
+def test_crop_training_runs_and_resume_takes_the_new_learning_rate(tmp_path):
+    data = make_prepared_dataset(tmp_path / "data", num_videos=2, num_frames=8, size=64)
+    run = tmp_path / "run"
+    config = _config(
+        batch_size=2, max_steps=2, crop_size=32, crops_per_target=2, ckpt_every=1, sample_every=2, lr_eg=1e-3
+    )
+    train(data, run, TINY, config, dataclasses.replace(PIXEL, mouth_weight=4.0))
+    assert all(np.isfinite(s["loss_cnt_mouth"]) and s["loss_cnt_mouth"] > 0 for s in _stats(run))
+    from PIL import Image
+
+    assert Image.open(run / "samples" / "step_0000002.png").size == (
+        4 * 64,
+        config.num_samples * 64,
+    )  # whole frames
+    train(data, run, TINY, dataclasses.replace(config, max_steps=3, lr_eg=2e-4), PIXEL, resume=True)
+    checkpoint = load_checkpoint(run)
+    assert checkpoint["step"] == 3 and checkpoint["train_config"]["lr_eg"] == 2e-4
+    assert all(group["lr"] == 2e-4 for group in checkpoint["opt_eg"]["param_groups"])
+    with pytest.raises(ValueError, match="crop_size"):
+        TrainConfig(crop_size=-1)
+    with pytest.raises(ValueError, match="mouth_crops"):
+        TrainConfig(mouth_crops=1.5)

@@ -43,6 +43,9 @@ _TRAIN_OPTIONS = {
     "workers": "workers",
     "warmup_steps": "warmup_steps",
     "betas": "betas",
+    "crop_size": "crop_size",
+    "mouth_crops": "mouth_crops",
+    "crops_per_target": "crops_per_target",
 }
 
 
@@ -84,7 +87,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-eg", type=float, help=f"Adam lr of E and G (default {d.lr_eg})")
     parser.add_argument("--lr-d", type=float, help=f"Adam lr of D (default {d.lr_d})")
     parser.add_argument(
-        "--betas", type=float, nargs=2, metavar=("B1", "B2"), help=f"Adam betas of both optimizers (default {d.betas})"
+        "--betas",
+        type=float,
+        nargs=2,
+        metavar=("B1", "B2"),
+        help=f"Adam betas of both optimizers (default {d.betas})",
     )
     parser.add_argument("--ema-decay", type=float, help=f"EMA decay of E and G (default {d.ema_decay})")
     parser.add_argument("--log-every", type=int, help=f"steps between stats lines (default {d.log_every})")
@@ -99,6 +106,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--warmup-steps",
         type=int,
         help=f"first steps on the content loss alone, without D (default {d.warmup_steps})",
+    )
+    parser.add_argument(
+        "--crop-size",
+        type=int,
+        help=f"G and D train on crops of this side of the targets, 0 = whole frames (default {d.crop_size})",
+    )
+    parser.add_argument(
+        "--mouth-crops",
+        type=float,
+        help=f"share of the crops centred on the lips (default {d.mouth_crops})",
+    )
+    parser.add_argument(
+        "--crops-per-target",
+        type=int,
+        help=f"crops cut from each target, sharing the episode's ê (default {d.crops_per_target})",
     )
     parser.add_argument(
         "--mouth-weight", type=float, help="extra L1 weight inside the lip square (default 0: off)"

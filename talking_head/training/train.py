@@ -109,7 +109,22 @@ SAMPLES_DIR = "samples"
 CHECKPOINT_VERSION = 1
 VARIANTS = ("ft", "ff")
 # TrainConfig fields that may change on resume without breaking exactness.
-_RESUMABLE_CHANGES = ("max_steps", "log_every", "sample_every", "ckpt_every", "workers", "num_samples")
+# The learning rates, the warm-up length and the crops may change too: a schedule set by hand
+# across resumes (the run then no longer repeats exactly as one call would).
+_RESUMABLE_CHANGES = (
+    "max_steps",
+    "log_every",
+    "sample_every",
+    "ckpt_every",
+    "workers",
+    "num_samples",
+    "lr_eg",
+    "lr_d",
+    "warmup_steps",
+    "crop_size",
+    "mouth_crops",
+    "crops_per_target",
+)
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,9 @@ class TrainConfig:
     workers: int = 0  # DataLoader worker processes per rank (0: load in the training process)
     flip: bool = True  # mirror whole episodes with probability 1/2
     warmup_steps: int = 0  # first E/G steps on the content (+ match) loss alone: no D, no adversarial terms
+    crop_size: int = 0  # G and D see crops of this side of each target (0: whole frames); E sees whole shots
+    mouth_crops: float = 0.5  # share of the crops centred on the target's lips (the rest: anywhere)
+    crops_per_target: int = 1  # crops cut from each target, all generated from the episode's one ê
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -147,11 +165,16 @@ class TrainConfig:
             "log_every",
             "ckpt_every",
             "num_samples",
+            "crops_per_target",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.warmup_steps < 0:
             problems.append(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
+        if self.crop_size < 0:
+            problems.append(f"crop_size must be ≥ 0 (0: whole frames), got {self.crop_size}")
+        if not 0.0 <= self.mouth_crops <= 1.0:
+            problems.append(f"mouth_crops must be in [0, 1], got {self.mouth_crops}")
         if not 0.0 <= self.ema_decay < 1.0:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if problems:
@@ -288,6 +311,9 @@ def train(
             module.load_state_dict(checkpoint[name])
         opt_eg.load_state_dict(checkpoint["opt_eg"])
         opt_d.load_state_dict(checkpoint["opt_d"])
+        for optimizer, lr in ((opt_eg, tc.lr_eg), (opt_d, tc.lr_d)):  # this call's rates, not the saved ones
+            for group in optimizer.param_groups:
+                group["lr"] = lr
         _set_rng_state(checkpoint["rng"])
         start_step, wall_before = int(checkpoint["step"]), float(checkpoint["wall_seconds"])
         if checkpoint["world_size"] != env.world_size:
@@ -335,6 +361,8 @@ def train(
     step = start_step
     while step < tc.max_steps:
         batch = {k: v.to(env.device, non_blocking=True) for k, v in next(batches).items()}
+        if tc.crop_size:  # G and D on crops of the targets (E still embeds whole shots)
+            batch = _crop_targets(batch, tc.crop_size, tc.mouth_crops, tc.crops_per_target)
         x, y, index = (
             batch["target_image"],
             batch["target_landmarks"],
@@ -575,11 +603,71 @@ def _generate(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """ê from the episode's K shots, then x̂ = G(y_t, ê[, warp]); returns (ê, x̂, warp or None)."""
     e_hat = embedder.embed_frames(batch["shot_images"], batch["shot_landmarks"])  # (B, N)
+    corners = batch.get("crop_corners")  # (B·n, 2) with n crops per target, or None
+    repeats = 1 if corners is None else corners.shape[0] // e_hat.shape[0]
+    e_hat = e_hat.repeat_interleave(repeats, dim=0)
     warp = None
     if generator.config.warp_guided:
         with torch.no_grad():  # the warp is an input, not a function of any parameter
-            warp = warp_episodes(batch["shot_images"], batch["shot_points"], batch["target_points"])
+            if corners is None:
+                warp = warp_episodes(batch["shot_images"], batch["shot_points"], batch["target_points"])
+            else:  # warped to the whole frame's points, then cut like the target
+                whole = batch["target_points"] + corners[:, None].to(batch["target_points"].dtype)
+                warp = warp_episodes(batch["shot_images"], batch["shot_points"], whole[::repeats])
+                warp = _crop(warp.repeat_interleave(repeats, dim=0), corners, batch["target_image"].shape[-1])
     return e_hat, generator(batch["target_landmarks"], e_hat, warp=warp), warp
+
+
+def _crop_corners(points: torch.Tensor, image_size: int, size: int, mouth_share: float) -> torch.Tensor:
+    """(B, 2) integer (x, y) top-left corners of ``size``² crops inside an ``image_size``² frame.
+
+    A ``mouth_share`` of them (drawn per sample) centre on the lips of
+    ``points`` (B, 68, 2), jittered by up to size/8; the others lie anywhere.
+    """
+    room = image_size - size
+    anywhere = torch.rand(points.shape[0], 2, device=points.device) * room
+    lips = points[:, 48:68].float()
+    centre = (lips.amin(dim=1) + lips.amax(dim=1)) / 2
+    jitter = (torch.rand(points.shape[0], 2, device=points.device) * 2 - 1) * (size / 8)
+    on_mouth = centre + jitter - size / 2
+    chosen = torch.where(
+        torch.rand(points.shape[0], 1, device=points.device) < mouth_share, on_mouth, anywhere
+    )
+    return chosen.round().clamp(0, room).long()
+
+
+def _crop(images: torch.Tensor, corners: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, S, S) → (B, C, size, size): each image cut at its own corner (B, 2) (x, y)."""
+    return torch.stack(
+        [image[:, y : y + size, x : x + size] for image, (x, y) in zip(images, corners.tolist())]
+    )
+
+
+def _crop_targets(
+    batch: dict[str, torch.Tensor], size: int, mouth_share: float, per_target: int = 1
+) -> dict[str, torch.Tensor]:
+    """The batch with its targets (image, landmark image, points, video index) cut to ``size``² crops.
+
+    ``per_target`` crops of each target, in a row (B·n targets for B episodes:
+    the shots stay B, embedded once). The corners travel as ``crop_corners`` so
+    that :func:`_generate` cuts the warp (made from whole shots) the same way.
+    """
+    image_size = batch["target_image"].shape[-1]
+    if size >= image_size:
+        raise TalkingHeadError(f"crop_size {size} must be smaller than the image size {image_size}")
+    targets = {
+        key: batch[key].repeat_interleave(per_target, dim=0)
+        for key in ("target_image", "target_landmarks", "target_points", "video_index")
+    }
+    corners = _crop_corners(targets["target_points"], image_size, size, mouth_share)
+    return {
+        **batch,
+        "target_image": _crop(targets["target_image"], corners, size),
+        "target_landmarks": _crop(targets["target_landmarks"], corners, size),
+        "target_points": targets["target_points"] - corners[:, None].to(targets["target_points"].dtype),
+        "video_index": targets["video_index"],
+        "crop_corners": corners,
+    }
 
 
 @torch.no_grad()

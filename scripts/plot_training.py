@@ -1,0 +1,92 @@
+"""Loss curves of a training run as a PNG: ``stats.jsonl`` of one or more run folders, in order.
+
+Runs continued from one another (``--init-from``) are drawn one after the
+other on a shared step axis. Each panel is one family of losses, smoothed
+with a running mean over ``--window`` stats lines (the raw lines faintly
+behind). Needs matplotlib (``pip install matplotlib``; not a dependency of
+the package).
+
+    python scripts/plot_training.py runs/cpu-warp runs/crop --out weights/loss_curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+PANELS = (
+    ("content (L1 of the whole crop or frame)", ("loss_cnt_pixel",)),
+    ("content inside the lip square (× mouth weight)", ("loss_cnt_mouth",)),
+    ("adversarial and feature matching", ("loss_adv", "loss_fm")),
+    ("D: hinge loss, scores", ("loss_d_hinge", "d_real", "d_fake")),
+    ("embedding match L_MCH", ("loss_mch",)),
+)
+
+
+def read_runs(runs: list[Path]) -> tuple[list[dict], list[int]]:
+    """Stats lines of the runs on one step axis, and the step where each later run starts."""
+    rows, starts, offset = [], [], 0
+    for run in runs:
+        lines: list[dict] = []
+        for text in (run / "stats.jsonl").read_text().splitlines():
+            if text.strip():
+                line = json.loads(text)
+                # A resumed run repeats the steps after its last checkpoint: the later lines count.
+                while lines and lines[-1]["step"] >= line["step"]:
+                    lines.pop()
+                lines.append(line)
+        if rows:
+            starts.append(offset)
+        for line in lines:
+            rows.append({**line, "step": line["step"] + offset})
+        offset = rows[-1]["step"] if rows else offset
+    return rows, starts
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Running mean over ``window`` points (shorter at the start)."""
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    return (cumulative[1:] - cumulative[np.arange(len(values)) + 1 - counts]) / counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders, in training order")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--window", type=int, default=20, help="stats lines in the running mean")
+    args = parser.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, starts = read_runs(args.runs)
+    steps = np.array([r["step"] for r in rows])
+    fig, axes = plt.subplots(len(PANELS), 1, figsize=(8, 2.2 * len(PANELS)), sharex=True)
+    for ax, (title, keys) in zip(axes, PANELS):
+        for key in keys:
+            values = np.array([r.get(key, np.nan) for r in rows], dtype=float)
+            if np.all(np.isnan(values)):
+                continue
+            (line,) = ax.plot(steps, smooth(np.nan_to_num(values), args.window), label=key, lw=1.2)
+            ax.plot(steps, values, color=line.get_color(), alpha=0.2, lw=0.6)
+        for start in starts:
+            ax.axvline(start, color="gray", ls=":", lw=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7, loc="upper right")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("E/G step (dotted: the next run starts from the previous one's weights)")
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out} ({len(rows)} stats lines, {len(args.runs)} runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
