@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import app
-from talking_head.bench import machine_info
-from talking_head.video import probe_video
+from talking_head.evaluation.machine import machine_info
+from talking_head.media.video import probe_video
 
 PHOTO = ROOT / "examples" / "astronaut.png"
 MOTION = ROOT / "examples" / "motions" / "calm-talking.npz"

@@ -29,12 +29,12 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from talking_head.finetune import finetune_person
-from talking_head.landmarks import get_detector
-from talking_head.model import TalkingHeadModel
-from talking_head.person import embed_person
-from talking_head.pipeline import animate_person, load_driving
-from talking_head.video import VideoReader
+from talking_head.animation.finetune import finetune_person
+from talking_head.animation.person import embed_person
+from talking_head.animation.pipeline import animate_person, load_driving
+from talking_head.face.landmarks import get_detector
+from talking_head.media.video_reader import VideoReader
+from talking_head.nets.model import TalkingHeadModel
 
 PHOTO = ROOT / "examples" / "astronaut.png"
 MOTIONS = ROOT / "examples" / "motions"

@@ -203,11 +203,11 @@ def test_warp_guided_training_uses_the_warp_and_warms_up_without_d(tmp_path):
 
 
 def test_crop_targets_cut_the_warp_like_the_target(tmp_path):
-    from talking_head.data import EpisodeDataset
-    from talking_head.embedder import Embedder
-    from talking_head.generator import Generator
-    from talking_head.train import _crop_targets, _generate
-    from talking_head.warp import warp_episodes
+    from talking_head.nets.embedder import Embedder
+    from talking_head.nets.generator import Generator
+    from talking_head.nets.warp import warp_episodes
+    from talking_head.training.data import EpisodeDataset
+    from talking_head.training.train import _crop_targets, _generate
 
     data = make_prepared_dataset(tmp_path / "data", num_videos=2, num_frames=8, size=64)
     dataset = EpisodeDataset(data, 1, 64, flip=False)
