@@ -11,8 +11,10 @@ from talking_head.errors import WeightsError
 from talking_head.nets.config import ModelConfig
 from talking_head.nets.losses import LossConfig
 from talking_head.nets.model import TalkingHeadModel
+from talking_head.training.checkpoint import load_checkpoint
+from talking_head.training.config import TrainConfig
 from talking_head.training.hub import export_run, push_folder, weights_files
-from talking_head.training.train import TrainConfig, load_checkpoint, train
+from talking_head.training.train import train
 
 TINY = ModelConfig.preset("tiny")
 

@@ -25,7 +25,8 @@ from talking_head.nets.precision import (
     precision_from_env,
     resolve_precision,
 )
-from talking_head.training.train import TrainConfig, train
+from talking_head.training.config import TrainConfig
+from talking_head.training.train import train
 
 
 @pytest.fixture

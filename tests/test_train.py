@@ -17,7 +17,9 @@ from _synthetic import make_prepared_dataset
 from talking_head.errors import TalkingHeadError
 from talking_head.nets.config import ModelConfig
 from talking_head.nets.losses import LossConfig
-from talking_head.training.train import TrainConfig, load_checkpoint, resume_configs, train
+from talking_head.training.checkpoint import load_checkpoint, resume_configs
+from talking_head.training.config import TrainConfig
+from talking_head.training.train import train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = ModelConfig.preset("tiny")
@@ -207,7 +209,8 @@ def test_crop_targets_cut_the_warp_like_the_target(tmp_path):
     from talking_head.nets.generator import Generator
     from talking_head.nets.warp import warp_episodes
     from talking_head.training.data import EpisodeDataset
-    from talking_head.training.train import _crop_targets, _generate
+    from talking_head.training.episodes import crop_targets as _crop_targets
+    from talking_head.training.episodes import generate as _generate
 
     data = make_prepared_dataset(tmp_path / "data", num_videos=2, num_frames=8, size=64)
     dataset = EpisodeDataset(data, 1, 64, flip=False)

@@ -24,7 +24,9 @@ from talking_head.errors import TalkingHeadError
 from talking_head.nets.config import PRESETS, ModelConfig
 from talking_head.nets.losses import CONTENT_LOSS_CHOICES, LossConfig
 from talking_head.nets.precision import POLICIES
-from talking_head.training.train import VARIANTS, TrainConfig, resume_configs, train
+from talking_head.training.checkpoint import resume_configs
+from talking_head.training.config import VARIANTS, TrainConfig
+from talking_head.training.train import train
 
 # CLI option → TrainConfig field.
 _TRAIN_OPTIONS = {

@@ -238,7 +238,9 @@ def bench_train(
 
     from talking_head.nets.config import ModelConfig
     from talking_head.nets.precision import resolve_precision
-    from talking_head.training.train import STATS_NAME, TrainConfig, train
+    from talking_head.training.config import TrainConfig
+    from talking_head.training.run_folder import STATS_NAME
+    from talking_head.training.train import train
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     resolved = resolve_precision(precision, device)

@@ -21,9 +21,10 @@ from talking_head.errors import TalkingHeadError, WeightsError
 from talking_head.nets.config import PRESETS, ModelConfig
 from talking_head.nets.discriminator import VIDEO_TABLE_PREFIX
 from talking_head.nets.model import CONFIG_NAME, WEIGHT_FILES, TalkingHeadModel
+from talking_head.training.checkpoint import load_checkpoint
 from talking_head.training.data import read_manifest
-from talking_head.training.train import CONFIG_NAME as RUN_CONFIG_NAME
-from talking_head.training.train import STATS_NAME, load_checkpoint
+from talking_head.training.run_folder import CONFIG_NAME as RUN_CONFIG_NAME
+from talking_head.training.run_folder import STATS_NAME
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,147 @@
+"""One meta-learning step after the forward pass: the D update(s), the E/G update, the EMA of E and G.
+
+The losses are the pure functions of :mod:`talking_head.nets.losses`; each
+update averages its gradients across ranks (:func:`~talking_head.training.distributed.average_gradients`)
+before its optimizer steps. Each returns its losses for the stats line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from talking_head.nets.losses import (
+    LossConfig,
+    d_hinge_loss,
+    embedding_match_loss,
+    feature_matching_loss,
+    g_adversarial_loss,
+    mouth_l1_loss,
+)
+from talking_head.training.distributed import Dist, average_gradients
+from talking_head.training.networks import Networks
+
+
+def update_d(
+    nets: Networks,
+    batch: dict[str, torch.Tensor],
+    e_hat: torch.Tensor,
+    x_hat: torch.Tensor,
+    steps: int,
+    match_weight: float,
+    autocast: Any,
+    env: Dist,
+) -> dict[str, torch.Tensor]:
+    """``steps`` D updates on the same x̂ (detached): hinge loss, plus the W side of L_MCH (ê detached).
+
+    Returns the last update's ``loss_d``, ``loss_d_hinge``, ``d_real`` and
+    ``d_fake``; zeros when ``steps`` is 0 (the warm-up).
+    """
+    x, y, index = batch["target_image"], batch["target_landmarks"], batch["video_index"]  # (B, 3, H, W), (B,)
+    discriminator = nets.discriminator
+    discriminator.requires_grad_(True)
+    for _ in range(steps):
+        nets.opt_d.zero_grad(set_to_none=True)
+        with autocast:
+            scores, _ = discriminator(
+                torch.cat([x, x_hat.detach()]), torch.cat([y, y]), torch.cat([index, index])
+            )
+        real_score, fake_score = scores.float().chunk(2)  # (B,), (B,)
+        loss_d_hinge = d_hinge_loss(real_score, fake_score)
+        loss_d = loss_d_hinge
+        if match_weight > 0:  # the W side of L_MCH
+            loss_d = loss_d + match_weight * embedding_match_loss(
+                e_hat.detach(), discriminator.video_embedding(index)
+            )
+        loss_d.backward()
+        average_gradients(nets.theta_params + nets.w_params, env)
+        nets.opt_d.step()
+    if steps == 0:
+        loss_d = loss_d_hinge = torch.zeros((), device=env.device)
+        real_score = fake_score = torch.zeros(1, device=env.device)
+    return {
+        "loss_d": loss_d,
+        "loss_d_hinge": loss_d_hinge,
+        "d_real": real_score.mean(),
+        "d_fake": fake_score.mean(),
+    }
+
+
+def update_eg(
+    nets: Networks,
+    batch: dict[str, torch.Tensor],
+    e_hat: torch.Tensor,
+    x_hat: torch.Tensor,
+    loss_config: LossConfig,
+    match_weight: float,
+    adversarial: bool,
+    autocast: Any,
+    env: Dist,
+) -> dict[str, torch.Tensor]:
+    """One E/G update: L_CNT (+ mouth L1) − D(x̂) + w_fm · L_FM + the E side of L_MCH (W detached).
+
+    D is frozen and in eval mode, so its power iterations stay put. Without
+    ``adversarial`` (the warm-up) the D terms and the match term are left out.
+    Returns the losses for the stats line.
+    """
+    x, y, index = batch["target_image"], batch["target_landmarks"], batch["video_index"]
+    discriminator = nets.discriminator
+    discriminator.requires_grad_(False).eval()
+    nets.opt_eg.zero_grad(set_to_none=True)
+    with autocast:
+        loss_cnt_terms = nets.content_loss.terms(
+            x_hat, x
+        )  # VGG runs in bf16 under autocast; the L1 sums are float32
+        if loss_config.mouth_weight > 0:
+            loss_cnt_terms["mouth"] = loss_config.mouth_weight * mouth_l1_loss(
+                x_hat, x, batch["target_points"]
+            )
+        if adversarial:
+            with torch.no_grad():
+                _, real_feats = discriminator(x, y, index)
+            fake_score_g, fake_feats = discriminator(x_hat, y, index)
+    loss_cnt = sum(loss_cnt_terms.values())
+    if adversarial:
+        loss_adv = g_adversarial_loss(fake_score_g)
+        loss_fm = feature_matching_loss(real_feats, fake_feats)
+    else:
+        loss_adv = loss_fm = torch.zeros((), device=env.device)
+    loss_mch = embedding_match_loss(
+        e_hat, discriminator.video_embedding(index).detach()
+    )  # the E side of L_MCH
+    loss_eg = (
+        loss_cnt
+        + loss_config.adversarial_weight * loss_adv
+        + loss_config.feature_matching_weight * loss_fm
+        + (match_weight if adversarial else 0.0) * loss_mch  # W only learns with D: no pull to a random W
+    )
+    loss_eg.backward()
+    average_gradients(nets.eg_params, env)
+    nets.opt_eg.step()
+    return {
+        "loss_eg": loss_eg,
+        "loss_cnt": loss_cnt,
+        **{f"loss_cnt_{k}": v for k, v in loss_cnt_terms.items()},
+        "loss_adv": loss_adv,
+        "loss_fm": loss_fm,
+        "loss_mch": loss_mch,
+    }
+
+
+def update_emas(nets: Networks, max_decay: float, step: int) -> float:
+    """EMA of E and G, the decay ramped up as min(max_decay, (1 + step) / (10 + step)); returns the decay."""
+    ema_decay = min(max_decay, (1 + step) / (10 + step))
+    _update_ema(nets.ema_embedder, nets.embedder, ema_decay)
+    _update_ema(nets.ema_generator, nets.generator, ema_decay)
+    return ema_decay
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema ← decay · ema + (1 − decay) · model; buffers (spectral-norm u, v) are copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p.detach(), 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
