@@ -54,6 +54,14 @@ _TRAIN_OPTIONS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` command's arguments to ``parser``."""
     d = TrainConfig()
+    _add_run_arguments(parser, d)
+    _add_schedule_arguments(parser, d)
+    _add_crop_and_loss_arguments(parser, d)
+    _add_device_arguments(parser)
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser, d: TrainConfig) -> None:
+    """The data, the run folder, the model, and how the run starts (new, resumed, warm-started)."""
     parser.add_argument(
         "--data", required=True, metavar="DATA", help="prepared folder (python -m talking_head prepare)"
     )
@@ -78,6 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DATA",
         help="prepared folder for the fixed sample-grid episodes (default --data)",
     )
+
+
+def _add_schedule_arguments(parser: argparse.ArgumentParser, d: TrainConfig) -> None:
+    """Steps, batch, optimizers, EMA, what is written when, seed and data loading."""
     parser.add_argument(
         "--steps", type=int, help=f"train until this many E/G updates (default {d.max_steps})"
     )
@@ -109,6 +121,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help=f"first steps on the content loss alone, without D (default {d.warmup_steps})",
     )
+
+
+def _add_crop_and_loss_arguments(parser: argparse.ArgumentParser, d: TrainConfig) -> None:
+    """Crops of the targets and the losses."""
     parser.add_argument(
         "--crop-size",
         type=int,
@@ -133,6 +149,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--loss-weights", choices=("v2", "v1"), default="v2", help="arXiv v2 (default) or v1 loss weights"
     )
+
+
+def _add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """Device, CPU threads and precision."""
     parser.add_argument(
         "--device", help="torch device (default: cuda if available; under torchrun: cuda:LOCAL_RANK)"
     )
