@@ -1,4 +1,4 @@
-"""The package's shape: sub-packages by layer, imports only downward, no import cycles, short units."""
+"""The package's shape: layers that import only downward, no import cycles, short modules and functions."""
 
 from __future__ import annotations
 
@@ -120,3 +120,45 @@ def test_no_import_cycles() -> None:
 
 def test_the_app_uses_the_library_not_the_cli() -> None:
     assert not {m for m in _imports(APP) if m.startswith("talking_head.cli") or m == "talking_head.__main__"}
+
+
+# ----- sizes: every unit readable in one go ---------------------------------------
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80
+SOURCES = sorted(PACKAGE.rglob("*.py")) + [APP]
+
+
+def _function_lengths(source: str) -> list[tuple[str, int]]:
+    """(name at line, lines) of every function and method in ``source``, nested ones included."""
+    return [
+        (f"{node.name} at line {node.lineno}", node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+
+
+def test_no_module_is_over_500_lines() -> None:
+    long = {}
+    for path in SOURCES:
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MAX_MODULE_LINES:
+            long[str(path.relative_to(REPO_ROOT))] = lines
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+def test_no_function_is_over_80_lines() -> None:
+    long = [
+        f"{path.relative_to(REPO_ROOT)}: {name} ({lines} lines)"
+        for path in SOURCES
+        for name, lines in _function_lengths(path.read_text(encoding="utf-8"))
+        if lines > MAX_FUNCTION_LINES
+    ]
+    assert not long, "\n".join(long)
+
+
+def test_function_length_counts_from_def_to_last_line_nested_ones_too() -> None:
+    source = (
+        "class A:\n    def outer(self):\n        def inner():\n            pass\n\n        return inner\n"
+    )
+    assert sorted(lines for _, lines in _function_lengths(source)) == [2, 5]
