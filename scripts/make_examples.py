@@ -12,7 +12,7 @@ For every entry of :data:`MOTIONS` this script
    points, boxes, found flags, **fps**, backend, frame size; no pickles);
 3. renders a preview ``examples/motions/<name>.mp4`` made only from
    ``rasterize_landmarks`` of the framed landmarks (a sketch on black, no
-   video pixels; ``service.write_motion_preview``), tagged synthetic in its
+   video pixels; ``web.previews.write_motion_preview``), tagged synthetic in its
    metadata.
 
 Run from the repository root::
