@@ -231,7 +231,13 @@ def bench_render(preset: str, frames: int, batch: int, precision: str | None = "
 
 
 def bench_train(
-    preset: str, steps: int, batch: int, k_shots: int, data_dir: Path, run_dir: Path, precision: str | None = None
+    preset: str,
+    steps: int,
+    batch: int,
+    k_shots: int,
+    data_dir: Path,
+    run_dir: Path,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Meta-learning episodes/s of :func:`talking_head.training.train.train`: median of ``steps`` steps after a warm-up step."""
     import torch
