@@ -1,12 +1,13 @@
 """Loss curves of a training run as a PNG: ``stats.jsonl`` of one or more run folders, in order.
 
 Runs continued from one another (``--init-from``) are drawn one after the
-other on a shared step axis. Each panel is one family of losses, smoothed
+other on a shared step axis; ``RUN:STEP`` keeps a run's lines up to STEP (the
+checkpoint that was exported and continued from). Each panel is one family of losses, smoothed
 with a running mean over ``--window`` stats lines (the raw lines faintly
 behind). Needs matplotlib (``pip install matplotlib``; not a dependency of
 the package).
 
-    python scripts/plot_training.py runs/cpu-warp runs/crop --out weights/loss_curves.png
+    python scripts/plot_training.py runs/cpu-warp:450 runs/crop --out weights/loss_curves.png
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ PANELS = (
 )
 
 
-def read_runs(runs: list[Path]) -> tuple[list[dict], list[int]]:
-    """Stats lines of the runs on one step axis, and the step where each later run starts."""
+def read_runs(runs: list[str]) -> tuple[list[dict], list[int]]:
+    """Stats lines of the runs (``RUN`` or ``RUN:STEP``) on one step axis, and where each later run starts."""
     rows, starts, offset = [], [], 0
-    for run in runs:
+    for spec in runs:
+        folder, _, last = spec.partition(":")
+        run, last_step = Path(folder), int(last) if last else None
         lines: list[dict] = []
         for text in (run / "stats.jsonl").read_text().splitlines():
             if text.strip():
@@ -39,6 +42,7 @@ def read_runs(runs: list[Path]) -> tuple[list[dict], list[int]]:
                 while lines and lines[-1]["step"] >= line["step"]:
                     lines.pop()
                 lines.append(line)
+        lines = [line for line in lines if last_step is None or line["step"] <= last_step]
         if rows:
             starts.append(offset)
         for line in lines:
@@ -56,7 +60,7 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders, in training order")
+    parser.add_argument("runs", nargs="+", help="run folders in training order, each RUN or RUN:LAST_STEP")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--window", type=int, default=20, help="stats lines in the running mean")
     args = parser.parse_args(argv)
