@@ -159,17 +159,18 @@ class ThinPlateSpline:
         group = 1 if self.control.device.type == "cpu" else batch
         sq = self.control.new_empty(group, count, sum(sizes))  # (g, P, points): r²
         terms = torch.empty_like(sq)  # r² log r²
+        blocks, start = [], 0  # per grid: its two tables, broadcast, and where their sum goes in ``sq``
+        for (dx2, dy2), size in zip(tables, sizes):
+            into = sq[:, :, start : start + size].view(group, count, dy2.shape[2], dx2.shape[2])
+            blocks.append((dy2[:, :, :, None], dx2[:, :, None, :], into))
+            start += size
         for b in range(0, batch, group):
-            rows = slice(b, b + group)
-            start = 0
-            for (dx2, dy2), size in zip(tables, sizes):
-                grid = sq[:, :, start : start + size].view(group, count, dy2.shape[2], dx2.shape[2])
-                torch.add(dy2[rows, :, :, None], dx2[rows, :, None, :], out=grid)
-                start += size
+            for dy2, dx2, into in blocks:
+                torch.add(dy2[b : b + group], dx2[b : b + group], out=into)
             torch.log(sq, out=terms)
             # Into a fresh (aligned) tensor, not a slice of ``radial``: MKL's rounding depends on the
             # output's alignment, and an entry must come out the same whatever batch it is in.
-            radial[rows] = torch.bmm(weights[rows], terms.mul_(sq))
+            radial[b : b + group] = torch.bmm(weights[b : b + group], terms.mul_(sq))
         fields = []
         a = self.affine[:, :, :, None, None]  # (B, 3, 2, 1, 1): offset, x and y columns
         for (xs, ys), part in zip(axes, radial.split(sizes, dim=2)):
@@ -192,16 +193,15 @@ def merge_coincident(
     each one after the first is moved ``radius`` px aside so the system stays
     regular; with equal values the spline then stays smooth there.
     """
-    distance = torch.cdist(target_points, target_points)  # (B, P, P)
-    near = (distance < radius).float()
-    merged_shot = near @ shot_points / near.sum(-1, keepdim=True)  # mean over each point's group
+    near = (_squared_distances(target_points, target_points) < radius**2).float()  # (B, P, P)
+    group = near.sum(-1, keepdim=True)  # (B, P, 1): how many points each one's group has
+    merged_shot = near @ shot_points / group  # mean over each point's group
+    has_earlier = near.tril(-1).amax(-1) > 0  # (B, P): not the first of its group
     count = near.shape[-1]
-    earlier = torch.tril(torch.ones(count, count, device=near.device), diagonal=-1)
-    has_earlier = (near * earlier).sum(-1) > 0  # (B, P): not the first of its group
     angle = torch.arange(count, device=near.device, dtype=target_points.dtype) * 2.39996  # golden angle
     aside = torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1) * radius  # (P, 2)
     moved = target_points + has_earlier[..., None] * aside
-    return moved, torch.where(near.sum(-1, keepdim=True) > 1, merged_shot, shot_points)
+    return moved, torch.where(group > 1, merged_shot, shot_points)
 
 
 def _cell_centres(count: int, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -283,17 +283,12 @@ def _sampling_grid(
     )
     coarse, fine = tps.on_grids((coarse_axis, coarse_axis), (fine_x, fine_y))  # (B, 2, c, c), (B, 2, n, n)
     # The coarse grid is the same for every entry: one interpolation matrix, broadcast over the batch.
-    spread = _interpolation_matrix(pixels[:1], -edge * ones[:1], edge * ones[:1], coarse_size, centred=False)[
-        0
-    ]
-    field = (spread @ _across(coarse, spread)).view(
-        batch, image_size, image_size, 2
-    )  # (1, S, c) @ (B, c, 2·S)
-    rows, inside_y = _interpolation_matrix(
-        pixels, low[:, 1], high[:, 1], fine_size, centred=True
-    )  # (B, S, n)
+    ends = -edge * ones[:1], edge * ones[:1]
+    spread, _ = _interpolation_matrix(pixels[:1], *ends, coarse_size, centred=False)  # (1, S, c)
+    # The fine grid: (B, S, n) each, and which pixels it covers, (B, S) each.
+    rows, inside_y = _interpolation_matrix(pixels, low[:, 1], high[:, 1], fine_size, centred=True)
     cols, inside_x = _interpolation_matrix(pixels, low[:, 0], high[:, 0], fine_size, centred=True)
-    _fill_box(field, rows, _across(fine, cols), inside_y, inside_x)
+    field = _assemble_field(spread[0], _across(coarse, spread), rows, _across(fine, cols), inside_y, inside_x)
     return _correct_at_landmarks(field, target, values[:, :68], radius=image_size / 48)
 
 
@@ -308,26 +303,33 @@ def _across(samples: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     return across.view(batch, channels, n, -1).permute(0, 2, 3, 1).reshape(batch, n, -1)
 
 
-def _fill_box(
-    field: torch.Tensor,
+def _assemble_field(
+    spread: torch.Tensor,
+    coarse: torch.Tensor,
     rows: torch.Tensor,
-    across: torch.Tensor,
+    fine: torch.Tensor,
     inside_y: torch.Tensor,
     inside_x: torch.Tensor,
-) -> None:
-    """Inside each entry's box (a range of rows × a range of columns), the fine field replaces the coarse one.
+) -> torch.Tensor:
+    """The upsampled field (B, S, S, 2): the coarse samples everywhere, the fine ones inside each entry's box.
 
-    ``field`` (B, S, S, 2), changed in place; ``rows`` (B, S, n) and
-    ``across`` (B, n, S·2) from :func:`_across`; ``inside_y``, ``inside_x``
-    (B, S): the pixels within the fine samples. One matrix product per
-    entry, written straight into the field.
+    ``spread`` (S, c) and ``coarse`` (B, c, S·2), ``rows`` (B, S, n) and
+    ``fine`` (B, n, S·2): the two halves of separable upsampling
+    (:func:`_across`); ``inside_y``, ``inside_x`` (B, S): the pixels within
+    the fine samples, a range of rows × a range of columns. One entry at a
+    time, each product written straight into the field: the box overwrites
+    the entry's 512 KB while they are still in cache.
     """
+    batch, size = rows.shape[:2]
+    field = fine.new_empty(batch, size, 2 * size)  # [b, i, (j, ch)]
     first_y, first_x = inside_y.to(torch.uint8).argmax(1), inside_x.to(torch.uint8).argmax(1)
     bounds = torch.stack([first_y, inside_y.sum(1), first_x, inside_x.sum(1)], dim=1).tolist()  # (B, 4)
     for b, (y0, height, x0, width) in enumerate(bounds):
+        torch.mm(spread, coarse[b], out=field[b])
         if height and width:
-            box = field[b, y0 : y0 + height, x0 : x0 + width].view(height, 2 * width)
-            torch.mm(rows[b, y0 : y0 + height], across[b, :, 2 * x0 : 2 * (x0 + width)], out=box)
+            box = slice(2 * x0, 2 * (x0 + width))  # the box's columns, both components
+            torch.mm(rows[b, y0 : y0 + height], fine[b, :, box], out=field[b, y0 : y0 + height, box])
+    return field.view(batch, size, size, 2)
 
 
 def _interpolation_matrix(
@@ -381,8 +383,10 @@ def _correct_at_landmarks(
     )  # (B, 2, P, 1)
     residual = values - at_landmarks[..., 0].transpose(1, 2)  # (B, P, 2)
     centres = normalized_to_pixels(target, size)  # (B, P, 2) pixels
-    apart = _bump((centres[:, :, None] - centres[:, None]) / radius)  # (B, P, P, 2)
-    gram = apart[..., 0] * apart[..., 1]  # (B, P, P)
+    x, y = centres.unbind(-1)  # (B, P) each
+    gram = _bump((x[:, :, None] - x[:, None]) / radius) * _bump(
+        (y[:, :, None] - y[:, None]) / radius
+    )  # (B, P, P)
     gram.diagonal(dim1=1, dim2=2).add_(1e-6)  # regular even for twins
     amplitude = _solve(gram.double(), residual.double()).to(field.dtype)  # (B, P, 2)
     # Each bump touches the pixels of a (2·reach + 1)² window around its centre.
