@@ -154,23 +154,30 @@ class ThinPlateSpline:
             for xs, ys in axes
         ]  # (B, P, nx) and (B, P, ny) per grid
         weights = self.weights.transpose(1, 2)  # (B, 2, P)
-        radial = self.control.new_empty(batch, 2, sum(sizes))
-        # One entry at a time on the CPU (cache); at once elsewhere.
-        group = 1 if self.control.device.type == "cpu" else batch
-        sq = self.control.new_empty(group, count, sum(sizes))  # (g, P, points): r²
+        total = sum(sizes)
+        radial = self.control.new_empty(batch, 2, total)
+        # On the CPU, a few entries at a time (each thread's share of a block stays in its core's
+        # cache), each entry's block 64-byte aligned: MKL's rounding depends on alignment, and an
+        # entry must come out the same whatever batch it is in. Elsewhere all at once.
+        cpu = self.control.device.type == "cpu"
+        group = min(batch, max(2, torch.get_num_threads())) if cpu else batch
+        sq = self.control.new_ones(group, count, -(-total // 16) * 16)  # (g, P, points + pad): r²
         terms = torch.empty_like(sq)  # r² log r²
-        blocks, start = [], 0  # per grid: its two tables, broadcast, and where their sum goes in ``sq``
-        for (dx2, dy2), size in zip(tables, sizes):
-            into = sq[:, :, start : start + size].view(group, count, dy2.shape[2], dx2.shape[2])
-            blocks.append((dy2[:, :, :, None], dx2[:, :, None, :], into))
-            start += size
-        for b in range(0, batch, group):
-            for dy2, dx2, into in blocks:
-                torch.add(dy2[b : b + group], dx2[b : b + group], out=into)
-            torch.log(sq, out=terms)
-            # Into a fresh (aligned) tensor, not a slice of ``radial``: MKL's rounding depends on the
-            # output's alignment, and an entry must come out the same whatever batch it is in.
-            radial[b : b + group] = torch.bmm(weights[b : b + group], terms.mul_(sq))
+        for start in range(0, batch, group):
+            entries = slice(start, min(start + group, batch))
+            size = entries.stop - start
+            offset = 0
+            for (dx2, dy2), points in zip(tables, sizes):
+                into = sq[:size, :, offset : offset + points].view(size, count, dy2.shape[2], dx2.shape[2])
+                torch.add(dy2[entries, :, :, None], dx2[entries, :, None, :], out=into)
+                offset += points
+            torch.log(sq[:size], out=terms[:size])
+            terms[:size].mul_(sq[:size])
+            if cpu:  # into fresh (aligned) tensors, not slices of ``radial``, for the same reason
+                for b in range(start, entries.stop):
+                    radial[b] = weights[b] @ terms[b - start, :, :total]
+            else:
+                radial[entries] = torch.bmm(weights[entries], terms[:size, :, :total])
         fields = []
         a = self.affine[:, :, :, None, None]  # (B, 3, 2, 1, 1): offset, x and y columns
         for (xs, ys), part in zip(axes, radial.split(sizes, dim=2)):
@@ -262,9 +269,10 @@ def _sampling_grid(
     control = pixels_to_normalized(torch.cat([target_points, anchors], dim=1), image_size)
     values = pixels_to_normalized(torch.cat([shot_points, anchors], dim=1), image_size)
     tps = ThinPlateSpline(control, values, regularization)
-    ones = torch.ones(batch, device=device)
-    pixels = _cell_centres(image_size, -ones, ones)  # (B, S): normalized pixel centres
+    ones = torch.ones(1, device=device)
+    pixels = _cell_centres(image_size, -ones, ones)  # (1, S): normalized pixel centres
     if grid_size == image_size:  # exact: every pixel centre
+        pixels = pixels.expand(batch, -1)
         return _evaluate_on_grid(tps, pixels, pixels).permute(0, 2, 3, 1)
     fine_size = grid_size or max(16, image_size // 8)
     coarse_size = max(8, image_size // 8) + 1
@@ -272,22 +280,20 @@ def _sampling_grid(
     # between two samples (a cell-centred grid would hold the edge values over the outer half cell).
     edge = 1.0 - 1.0 / image_size
     coarse_axis = torch.linspace(-edge, edge, coarse_size, device=device).expand(batch, -1)
-    # The landmarks' box with a margin of 3 fine cells, in normalized coordinates.
+    # The landmarks' box with a margin of 3 fine cells, in normalized coordinates; x then y: (2·B,).
     target = control[:, :68]
-    low, high = target.min(dim=1).values, target.max(dim=1).values  # (B, 2)
-    margin = 3 * (high - low).amax(dim=1, keepdim=True) / fine_size
-    low, high = (low - margin).clamp(-1.0, 1.0), (high + margin).clamp(-1.0, 1.0)
-    fine_x, fine_y = (
-        _cell_centres(fine_size, low[:, 0], high[:, 0]),
-        _cell_centres(fine_size, low[:, 1], high[:, 1]),
-    )
+    low, high = target.amin(dim=1).t(), target.amax(dim=1).t()  # (2, B)
+    margin = 3 * (high - low).amax(dim=0) / fine_size  # (B,)
+    low, high = (low - margin).clamp(-1.0, 1.0).reshape(-1), (high + margin).clamp(-1.0, 1.0).reshape(-1)
+    fine_x, fine_y = _cell_centres(fine_size, low, high).chunk(2)  # (B, n) each
     coarse, fine = tps.on_grids((coarse_axis, coarse_axis), (fine_x, fine_y))  # (B, 2, c, c), (B, 2, n, n)
     # The coarse grid is the same for every entry: one interpolation matrix, broadcast over the batch.
-    ends = -edge * ones[:1], edge * ones[:1]
-    spread, _ = _interpolation_matrix(pixels[:1], *ends, coarse_size, centred=False)  # (1, S, c)
-    # The fine grid: (B, S, n) each, and which pixels it covers, (B, S) each.
-    rows, inside_y = _interpolation_matrix(pixels, low[:, 1], high[:, 1], fine_size, centred=True)
-    cols, inside_x = _interpolation_matrix(pixels, low[:, 0], high[:, 0], fine_size, centred=True)
+    spread, _ = _interpolation_matrix(
+        pixels, -edge * ones, edge * ones, coarse_size, centred=False
+    )  # (1, S, c)
+    # The fine grid's, (B, S, n) per axis, and which pixels it covers, (B, S) per axis.
+    weights, inside = _interpolation_matrix(pixels, low, high, fine_size, centred=True)
+    (cols, rows), (inside_x, inside_y) = weights.chunk(2), inside.chunk(2)
     field = _assemble_field(spread[0], _across(coarse, spread), rows, _across(fine, cols), inside_y, inside_x)
     return _correct_at_landmarks(field, target, values[:, :68], radius=image_size / 48)
 
@@ -324,11 +330,13 @@ def _assemble_field(
     field = fine.new_empty(batch, size, 2 * size)  # [b, i, (j, ch)]
     first_y, first_x = inside_y.to(torch.uint8).argmax(1), inside_x.to(torch.uint8).argmax(1)
     bounds = torch.stack([first_y, inside_y.sum(1), first_x, inside_x.sum(1)], dim=1).tolist()  # (B, 4)
-    for b, (y0, height, x0, width) in enumerate(bounds):
-        torch.mm(spread, coarse[b], out=field[b])
+    for out, coarse_b, rows_b, fine_b, (y0, height, x0, width) in zip(
+        field.unbind(), coarse.unbind(), rows.unbind(), fine.unbind(), bounds
+    ):
+        torch.mm(spread, coarse_b, out=out)
         if height and width:
             box = slice(2 * x0, 2 * (x0 + width))  # the box's columns, both components
-            torch.mm(rows[b, y0 : y0 + height], fine[b, :, box], out=field[b, y0 : y0 + height, box])
+            torch.mm(rows_b[y0 : y0 + height], fine_b[:, box], out=out[y0 : y0 + height, box])
     return field.view(batch, size, size, 2)
 
 
@@ -337,7 +345,7 @@ def _interpolation_matrix(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Linear interpolation from ``count`` samples spanning [low, high] to ``positions``, as a matrix.
 
-    ``positions`` (B, S); ``low``, ``high`` (B,). Samples sit at cell centres
+    ``positions`` (B or 1, S); ``low``, ``high`` (B,). Samples sit at cell centres
     (``centred``) or from ``low`` to ``high`` inclusive. Returns the weights
     (B, S, count), two non-zero entries a row, and whether each position lies
     within the samples (B, S); rows outside are clamped to the end samples.
@@ -349,7 +357,7 @@ def _interpolation_matrix(
     t = t.clamp(0, count - 1)
     index = t.floor().clamp(max=count - 2).long()  # (B, S)
     frac = (t - index).unsqueeze(-1)
-    weights = torch.zeros(*positions.shape, count, device=positions.device, dtype=positions.dtype)
+    weights = torch.zeros(*t.shape, count, device=t.device, dtype=t.dtype)
     weights.scatter_(2, index.unsqueeze(-1), 1 - frac)
     weights.scatter_add_(2, index.unsqueeze(-1) + 1, frac)
     return weights, inside
@@ -380,31 +388,25 @@ def _correct_at_landmarks(
     # The field at the landmarks, bilinearly between pixel centres (clamped to the image).
     at_landmarks = F.grid_sample(
         field.permute(0, 3, 1, 2), target[:, :, None], padding_mode="border", align_corners=False
-    )  # (B, 2, P, 1)
-    residual = values - at_landmarks[..., 0].transpose(1, 2)  # (B, P, 2)
-    centres = normalized_to_pixels(target, size)  # (B, P, 2) pixels
-    x, y = centres.unbind(-1)  # (B, P) each
-    gram = _bump((x[:, :, None] - x[:, None]) / radius) * _bump(
-        (y[:, :, None] - y[:, None]) / radius
-    )  # (B, P, P)
+    )[..., 0]  # (B, 2, P)
+    residual = values - at_landmarks.transpose(1, 2)  # (B, P, 2)
+    # Per axis (x, then y): the centres in pixels, the bumps' overlaps.
+    centres = normalized_to_pixels(target, size).transpose(1, 2).contiguous()  # (B, 2, P)
+    overlap = _bump((centres[..., :, None] - centres[..., None, :]) / radius)  # (B, 2, P, P)
+    gram = overlap[:, 0] * overlap[:, 1]  # (B, P, P)
     gram.diagonal(dim1=1, dim2=2).add_(1e-6)  # regular even for twins
     amplitude = _solve(gram.double(), residual.double()).to(field.dtype)  # (B, P, 2)
-    # Each bump touches the pixels of a (2·reach + 1)² window around its centre.
-    reach = int(radius) + 1
-    steps = torch.arange(-reach, reach + 1, device=field.device, dtype=field.dtype)  # (W,)
-    along = centres.round()[..., None] + steps  # (B, P, 2, W): pixel x (row 0) and y (row 1) of the window
-    weight = _bump((along - centres[..., None]) / radius) * ((along >= 0) & (along < size))  # (B, P, 2, W)
+    # Each bump touches the pixels strictly within ``radius`` of its centre: W per axis, from the first one on.
+    steps = torch.arange(int(2 * radius) + 1, device=field.device, dtype=field.dtype)  # (W,)
+    along = (centres - radius).floor_().add_(1)[
+        ..., None
+    ] + steps  # (B, 2, P, W): the window's columns, then rows
+    weight = _bump((along - centres[..., None]) / radius) * ((along >= 0) & (along < size))
     index = along.clamp(0, size - 1).long()
-    index[:, :, 1] += (torch.arange(batch, device=field.device) * size)[
-        :, None, None
-    ]  # rows of the (B·S, S) image
-    flat = (
-        index[:, :, 1, :, None] * size + index[:, :, 0, None, :]
-    )  # (B, P, W, W): [y, x] in the B·S·S pixels
-    delta_x = (
-        weight[:, :, 0, :, None] * amplitude[:, :, None, :]
-    )  # (B, P, W, 2): along x, times the amplitude
-    delta = weight[:, :, 1, :, None, None] * delta_x[:, :, None]  # (B, P, W, W, 2)
+    index[:, 1] += (torch.arange(batch, device=field.device) * size)[:, None, None]  # rows of all B·S
+    flat = index[:, 1, :, :, None] * size + index[:, 0, :, None, :]  # (B, P, W, W): of the B·S·S pixels
+    delta_x = weight[:, 0, :, :, None] * amplitude[:, :, None]  # (B, P, W, 2): along x, times the amplitude
+    delta = weight[:, 1, :, :, None, None] * delta_x[:, :, None]  # (B, P, W, W, 2)
     # A pixel's (x, y) as one complex number: one index per pixel, and torch's CPU scatter_add_
     # is ~10x faster on complex pixels than on twice as many floats.
     pixels = torch.view_as_complex(field).view(-1)  # (B·S·S,), a view of the field
