@@ -117,6 +117,19 @@ def test_warp_is_exact_at_the_landmarks(astronaut_driven) -> None:
     assert error.max() < 0.5, error.max()
 
 
+def test_interpolated_grid_follows_the_spline_everywhere(astronaut_driven) -> None:
+    """The coarse/fine interpolation and the bumps stay close to the spline evaluated at every pixel.
+
+    Without the fine box the mean error is 0.043 px (max 2 px); with the box one row off, 0.4 px.
+    """
+    shot, targets = astronaut_driven
+    targets = targets[::4]
+    shots = shot.expand(len(targets), -1, -1)
+    exact = sampling_grid(targets, shots, S, grid_size=S)
+    error = (sampling_grid(targets, shots, S) - exact).norm(dim=-1) * S / 2  # (T, S, S) pixels
+    assert error.mean() < 0.035 and error.max() < 1.2, (error.mean(), error.max())
+
+
 def test_identity_when_shot_and_target_landmarks_are_equal() -> None:
     points = _face_points(2, batch=2, spread=0.3)
     images = torch.rand(2, 3, S, S) * 2 - 1
