@@ -67,11 +67,6 @@ def normalized_to_pixels(points: torch.Tensor, image_size: int) -> torch.Tensor:
     return ((points + 1.0) * image_size - 1.0) / 2.0
 
 
-def _radial(sq_dist: torch.Tensor) -> torch.Tensor:
-    """TPS kernel U(r) = r² log r², written with r² (and U(0) = 0)."""
-    return sq_dist * torch.log(sq_dist.clamp_min(1e-12))
-
-
 def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """|a_i − b_j|² of point sets ``(B, N, 2)`` and ``(B, M, 2)`` → ``(B, N, M)``, per axis (exact at 0, unlike cdist)."""
     dx = a[:, :, None, 0] - b[:, None, :, 0]
@@ -110,7 +105,8 @@ class ThinPlateSpline:
         count = control.shape[1]
         # Solve in float64: the (P + 3)² system is tiny and its conditioning poor in float32.
         c = control.double()
-        kernel = _radial(_squared_distances(c, c))  # (B, P, P)
+        sq = _squared_distances(c, c)
+        kernel = sq * torch.log(sq.clamp_min(1e-12))  # (B, P, P): U(r) = r² log r², U(0) = 0
         kernel.diagonal(dim1=1, dim2=2).add_(regularization)
         affine = F.pad(c, (1, 0), value=1.0)  # (B, P, 3): 1, x, y
         system = torch.cat(
@@ -135,57 +131,48 @@ class ThinPlateSpline:
         return out
 
     def on_grids(self, *axes: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
-        """Evaluate on grids ``xs × ys`` (``(B, nx)``, ``(B, ny)`` a pair) → one field ``(B, 2, ny, nx)`` each (rows = y).
+        """Evaluate on grids ``xs × ys`` (``(B, nx)``, ``(B, ny)`` a pair) → a field ``(B, 2, ny, nx)`` each (rows = y).
 
-        On a grid |p − c|² = (x − cx)² + (y − cy)² is a broadcast sum of two
-        small per-axis tables. On the CPU all grids' radial terms of one entry
-        go into one (P, points) block, which stays in cache through its
-        passes (sum, log, product, matrix product): meant for grids of a few
-        thousand points, not for every pixel (:meth:`__call__` chunks those).
+        On a grid |p − c|² = (x − cx)² + (y − cy)² is a broadcast sum of per-axis tables. On the CPU a
+        few entries go at a time (each thread's share of their (P, points) block stays in cache), each
+        entry's block 64-byte aligned with its own product: MKL's rounding depends on alignment, and an
+        entry must come out the same in any batch. For grids of a few thousand points, not every pixel.
         """
         batch, count, _ = self.control.shape
-        sizes = [xs.shape[1] * ys.shape[1] for xs, ys in axes]
+        cx, cy = self.control[:, :, 0:1], self.control[:, :, 1:2]  # (B, P, 1)
         # The 1e-12 (≪ a float32 ulp of any r² that matters) keeps log finite where a sample is a control point.
         tables = [
-            (
-                (xs[:, None, :] - self.control[:, :, 0:1]).square_().add_(1e-12),
-                (ys[:, None, :] - self.control[:, :, 1:2]).square_(),
-            )
+            ((ys[:, None] - cy).square_()[..., None], (xs[:, None] - cx).square_().add_(1e-12)[:, :, None])
             for xs, ys in axes
-        ]  # (B, P, nx) and (B, P, ny) per grid
-        weights = self.weights.transpose(1, 2)  # (B, 2, P)
+        ]  # (B, P, ny, 1), (B, P, 1, nx)
+        sizes = [xs.shape[1] * ys.shape[1] for xs, ys in axes]
         total = sum(sizes)
+        weights = self.weights.transpose(1, 2)  # (B, 2, P)
         radial = self.control.new_empty(batch, 2, total)
-        # On the CPU, a few entries at a time (each thread's share of a block stays in its core's
-        # cache), each entry's block 64-byte aligned: MKL's rounding depends on alignment, and an
-        # entry must come out the same whatever batch it is in. Elsewhere all at once.
         cpu = self.control.device.type == "cpu"
         group = min(batch, max(2, torch.get_num_threads())) if cpu else batch
-        sq = self.control.new_ones(group, count, -(-total // 16) * 16)  # (g, P, points + pad): r²
+        sq = self.control.new_empty(group, count, -(-total // 16) * 16)  # (g, P, points + pad): r²
+        sq[:, :, total:] = 1.0  # finite logs in the padding
         terms = torch.empty_like(sq)  # r² log r²
         for start in range(0, batch, group):
             entries = slice(start, min(start + group, batch))
             size = entries.stop - start
-            offset = 0
-            for (dx2, dy2), points in zip(tables, sizes):
-                into = sq[:size, :, offset : offset + points].view(size, count, dy2.shape[2], dx2.shape[2])
-                torch.add(dy2[entries, :, :, None], dx2[entries, :, None, :], out=into)
-                offset += points
+            for (dy2, dx2), into in zip(tables, sq[:size, :, :total].split(sizes, dim=2)):
+                torch.add(dy2[entries], dx2[entries], out=into.view(size, count, dy2.shape[2], dx2.shape[3]))
             torch.log(sq[:size], out=terms[:size])
             terms[:size].mul_(sq[:size])
-            if cpu:  # into fresh (aligned) tensors, not slices of ``radial``, for the same reason
+            if cpu:  # into fresh (aligned) tensors, not slices of ``radial``
                 for b in range(start, entries.stop):
                     radial[b] = weights[b] @ terms[b - start, :, :total]
             else:
                 radial[entries] = torch.bmm(weights[entries], terms[:size, :, :total])
-        fields = []
-        a = self.affine[:, :, :, None, None]  # (B, 3, 2, 1, 1): offset, x and y columns
-        for (xs, ys), part in zip(axes, radial.split(sizes, dim=2)):
-            affine = (
-                a[:, 0] + a[:, 1] * xs[:, None, None, :] + a[:, 2] * ys[:, None, :, None]
-            )  # (B, 2, ny, nx)
-            fields.append(affine.add_(part.view(batch, 2, ys.shape[1], xs.shape[1])))
-        return fields
+        a = self.affine[..., None, None]  # (B, 3, 2, 1, 1): offset, x and y columns
+        return [
+            (a[:, 0] + a[:, 1] * xs[:, None, None] + a[:, 2] * ys[:, None, :, None]).add_(
+                part.view(batch, 2, ys.shape[1], xs.shape[1])
+            )
+            for (xs, ys), part in zip(axes, radial.split(sizes, dim=2))
+        ]
 
 
 def merge_coincident(
@@ -215,15 +202,6 @@ def _cell_centres(count: int, low: torch.Tensor, high: torch.Tensor) -> torch.Te
     """``count`` cell centres evenly spanning [low, high] per batch entry: ``(B,)`` bounds → ``(B, count)``."""
     steps = (torch.arange(count, device=low.device, dtype=torch.float32) + 0.5) / count  # (count,)
     return low[:, None] + (high - low)[:, None] * steps
-
-
-def _evaluate_on_grid(tps: ThinPlateSpline, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-    """The TPS at the grid ``xs × ys`` (``(B, n)`` each, normalized), point by point → field ``(B, 2, n, n)`` (rows = y)."""
-    batch, n = xs.shape
-    points = torch.stack(
-        [xs[:, None, :].expand(batch, n, n), ys[:, :, None].expand(batch, n, n)], dim=-1
-    ).reshape(batch, n * n, 2)
-    return tps(points).reshape(batch, n, n, 2).permute(0, 3, 1, 2)
 
 
 def sampling_grid(
@@ -271,9 +249,9 @@ def _sampling_grid(
     tps = ThinPlateSpline(control, values, regularization)
     ones = torch.ones(1, device=device)
     pixels = _cell_centres(image_size, -ones, ones)  # (1, S): normalized pixel centres
-    if grid_size == image_size:  # exact: every pixel centre
-        pixels = pixels.expand(batch, -1)
-        return _evaluate_on_grid(tps, pixels, pixels).permute(0, 2, 3, 1)
+    if grid_size == image_size:  # exact: every pixel centre, point by point
+        points = torch.stack(torch.meshgrid(pixels[0], pixels[0], indexing="xy"), dim=-1)  # (S, S, 2): x, y
+        return tps(points.view(1, -1, 2).expand(batch, -1, -1)).view(batch, image_size, image_size, 2)
     fine_size = grid_size or max(16, image_size // 8)
     coarse_size = max(8, image_size // 8) + 1
     # Coarse samples from the first to the last pixel centre, so that every pixel lies
@@ -288,52 +266,38 @@ def _sampling_grid(
     fine_x, fine_y = _cell_centres(fine_size, low, high).chunk(2)  # (B, n) each
     coarse, fine = tps.on_grids((coarse_axis, coarse_axis), (fine_x, fine_y))  # (B, 2, c, c), (B, 2, n, n)
     # The coarse grid is the same for every entry: one interpolation matrix, broadcast over the batch.
-    spread, _ = _interpolation_matrix(
-        pixels, -edge * ones, edge * ones, coarse_size, centred=False
-    )  # (1, S, c)
+    spread, _ = _interpolation_matrix(pixels, -edge * ones, edge * ones, coarse_size, centred=False)
     # The fine grid's, (B, S, n) per axis, and which pixels it covers, (B, S) per axis.
     weights, inside = _interpolation_matrix(pixels, low, high, fine_size, centred=True)
     (cols, rows), (inside_x, inside_y) = weights.chunk(2), inside.chunk(2)
-    field = _assemble_field(spread[0], _across(coarse, spread), rows, _across(fine, cols), inside_y, inside_x)
+    field = _assemble_field(spread, coarse, (fine, rows, cols, inside_y, inside_x))
     return _correct_at_landmarks(field, target, values[:, :68], radius=image_size / 48)
 
 
-def _across(samples: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """First half of separable upsampling: samples (B, 2, n, n), cols (B or 1, W, n) → (B, n, W·2): [b, r, (j, ch)].
-
-    Laid out so that ``rows @ result`` is the field in ``grid_sample``'s
-    (B, H, W, 2) layout with no large transposed copy.
-    """
-    batch, channels, n, _ = samples.shape
-    across = samples.reshape(batch, channels * n, n) @ cols.transpose(1, 2)  # (B, 2·n, W): [b, (ch, r), j]
-    return across.view(batch, channels, n, -1).permute(0, 2, 3, 1).reshape(batch, n, -1)
-
-
 def _assemble_field(
-    spread: torch.Tensor,
-    coarse: torch.Tensor,
-    rows: torch.Tensor,
-    fine: torch.Tensor,
-    inside_y: torch.Tensor,
-    inside_x: torch.Tensor,
+    spread: torch.Tensor, coarse: torch.Tensor, fine: tuple[torch.Tensor, ...]
 ) -> torch.Tensor:
     """The upsampled field (B, S, S, 2): the coarse samples everywhere, the fine ones inside each entry's box.
 
-    ``spread`` (S, c) and ``coarse`` (B, c, S·2), ``rows`` (B, S, n) and
-    ``fine`` (B, n, S·2): the two halves of separable upsampling
-    (:func:`_across`); ``inside_y``, ``inside_x`` (B, S): the pixels within
-    the fine samples, a range of rows × a range of columns. One entry at a
-    time, each product written straight into the field: the box overwrites
-    the entry's 512 KB while they are still in cache.
+    ``coarse`` (B, 2, c, c) goes through ``spread`` (1, S, c) both ways; ``fine`` is the fine samples
+    (B, 2, n, n), their ``rows`` and ``cols`` (B, S, n) and the pixels they cover, (B, S) per axis: a
+    range of rows × a range of columns. The first, small products are laid out so that the second
+    ones write the field in ``grid_sample``'s layout, one entry at a time.
     """
+    samples, rows, cols, inside_y, inside_x = fine
     batch, size = rows.shape[:2]
-    field = fine.new_empty(batch, size, 2 * size)  # [b, i, (j, ch)]
+
+    def across(samples: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:  # → (B, n, S·2): [b, r, (j, ch)]
+        n = samples.shape[-1]
+        product = samples.reshape(batch, 2 * n, n) @ cols.transpose(1, 2)  # (B, 2·n, S): [b, (ch, r), j]
+        return product.view(batch, 2, n, size).permute(0, 2, 3, 1).reshape(batch, n, 2 * size)
+
+    field = samples.new_empty(batch, size, 2 * size)  # [b, i, (j, ch)]
     first_y, first_x = inside_y.to(torch.uint8).argmax(1), inside_x.to(torch.uint8).argmax(1)
     bounds = torch.stack([first_y, inside_y.sum(1), first_x, inside_x.sum(1)], dim=1).tolist()  # (B, 4)
-    for out, coarse_b, rows_b, fine_b, (y0, height, x0, width) in zip(
-        field.unbind(), coarse.unbind(), rows.unbind(), fine.unbind(), bounds
-    ):
-        torch.mm(spread, coarse_b, out=out)
+    parts = zip(field, across(coarse, spread), rows, across(samples, cols), bounds)
+    for out, coarse_b, rows_b, fine_b, (y0, height, x0, width) in parts:
+        torch.mm(spread[0], coarse_b, out=out)
         if height and width:
             box = slice(2 * x0, 2 * (x0 + width))  # the box's columns, both components
             torch.mm(rows_b[y0 : y0 + height], fine_b[:, box], out=out[y0 : y0 + height, box])
@@ -345,11 +309,9 @@ def _interpolation_matrix(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Linear interpolation from ``count`` samples spanning [low, high] to ``positions``, as a matrix.
 
-    ``positions`` (B or 1, S); ``low``, ``high`` (B,). Samples sit at cell centres
-    (``centred``) or from ``low`` to ``high`` inclusive. Returns the weights
-    (B, S, count), two non-zero entries a row, and whether each position lies
-    within the samples (B, S); rows outside are clamped to the end samples.
-    Upsampling a field is then two small matrix products, separably.
+    ``positions`` (B or 1, S); ``low``, ``high`` (B,). Samples sit at cell centres (``centred``) or from
+    ``low`` to ``high`` inclusive. Returns the weights (B, S, count), two non-zero entries a row, and
+    whether each position lies within the samples (B, S); rows outside are clamped to the end samples.
     """
     span = (high - low)[:, None]
     t = (positions - low[:, None]) / span * (count if centred else count - 1) - (0.5 if centred else 0.0)
@@ -375,14 +337,12 @@ def _correct_at_landmarks(
 ) -> torch.Tensor:
     """Make an interpolated field exact at the control points with compact bumps around them.
 
-    ``field`` (B, S, S, 2) is the upsampled TPS (changed in place and
-    returned); ``target`` and ``values`` (B, P, 2) normalized: where the field
-    must send each target landmark. The residuals at the landmarks are spread
-    by bumps φ(dx / r)·φ(dy / r) of radius r = ``radius`` pixels (a product of
-    positive-definite Wendland functions, so positive definite, and separable:
-    cheap to evaluate) whose amplitudes solve the P × P interpolation system;
-    the correction is exact at every landmark, smooth, and zero farther than
-    ``radius`` (per axis) from all of them.
+    ``field`` (B, S, S, 2) is the upsampled TPS (changed in place and returned); ``target`` and
+    ``values`` (B, P, 2) normalized: where the field must send each target landmark. The residuals
+    there are spread by bumps φ(dx / r)·φ(dy / r) of radius r = ``radius`` pixels (a product of
+    positive-definite Wendland functions, so positive definite, and separable: cheap to evaluate)
+    whose amplitudes solve the P × P interpolation system; the correction is exact at every
+    landmark, smooth, and zero farther than ``radius`` (per axis) from all of them.
     """
     batch, size = field.shape[:2]
     # The field at the landmarks, bilinearly between pixel centres (clamped to the image).
@@ -398,9 +358,8 @@ def _correct_at_landmarks(
     amplitude = _solve(gram.double(), residual.double()).to(field.dtype)  # (B, P, 2)
     # Each bump touches the pixels strictly within ``radius`` of its centre: W per axis, from the first one on.
     steps = torch.arange(int(2 * radius) + 1, device=field.device, dtype=field.dtype)  # (W,)
-    along = (centres - radius).floor_().add_(1)[
-        ..., None
-    ] + steps  # (B, 2, P, W): the window's columns, then rows
+    first = (centres - radius).floor_().add_(1)  # (B, 2, P): each window's first column, first row
+    along = first[..., None] + steps  # (B, 2, P, W): the window's columns, then its rows
     weight = _bump((along - centres[..., None]) / radius) * ((along >= 0) & (along < size))
     index = along.clamp(0, size - 1).long()
     index[:, 1] += (torch.arange(batch, device=field.device) * size)[:, None, None]  # rows of all B·S
@@ -466,30 +425,19 @@ def warp_shots(
     if shot_points.shape[0] != num_shots:
         raise ValueError(f"{num_shots} shots but {shot_points.shape[0]} landmark sets")
     # All K·B grids at once, shot-major: entry k·B + b sends target b to shot k.
-    grids = sampling_grid(
-        target_points.repeat(num_shots, 1, 1),
-        shot_points.repeat_interleave(batch, dim=0),
-        shots.shape[-1],
-        grid_size,
-    ).to(shots.dtype)  # (K·B, S, S, 2)
-    # Each shot is read by its B grids as one stride-0 (expanded) batch, no B copies, in the
-    # channels-last layout (a pixel's channels side by side): the fastest input for grid_sample.
+    targets, sources = target_points.repeat(num_shots, 1, 1), shot_points.repeat_interleave(batch, dim=0)
+    grids = sampling_grid(targets, sources, shots.shape[-1], grid_size).to(shots.dtype).split(batch)
+    # Each shot is read by its B grids as one stride-0 batch, not copied B times, in the channels-last
+    # layout (a pixel's channels side by side): grid_sample's fastest input.
     shots = shots.contiguous(memory_format=torch.channels_last)
-    weights = shot_weights(shot_points, target_points, temperature).to(shots.dtype) if num_shots > 1 else None
-    out = None
-    for k in range(num_shots):
-        warped = F.grid_sample(
-            shots[k : k + 1].expand(batch, -1, -1, -1),
-            grids[k * batch : (k + 1) * batch],
-            mode="bilinear",
-            padding_mode="border",
-            align_corners=False,
-        )  # (B, C, S, S)
-        if weights is None:
-            return warped
-        warped *= weights[:, k, None, None, None]
-        out = warped if out is None else out.add_(warped)
-    return out
+    warped = [
+        F.grid_sample(shot[None].expand(batch, -1, -1, -1), grid, padding_mode="border", align_corners=False)
+        for shot, grid in zip(shots, grids)
+    ]  # K × (B, C, S, S)
+    if num_shots == 1:
+        return warped[0]
+    weights = shot_weights(shot_points, target_points, temperature).to(shots.dtype)  # (B, K)
+    return sum(w[:, None, None, None] * image for w, image in zip(weights.unbind(1), warped))
 
 
 def warp_episodes(
