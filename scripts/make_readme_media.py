@@ -8,7 +8,7 @@ landmark tracks (``examples/motions``) go in; never frames of ``../shared/data``
    then every ``--gif-every``-th frame of its MP4 becomes a looping GIF.
 2. ``docs/media/astronaut_strip.png``: the frame of that motion where the mouth
    is most open, as astronaut photo (framed) | warp only | FF (0 steps) |
-   FT (``--steps`` fine-tuning steps), with the driving landmarks in a fifth
+   FT (``--steps`` fine-tuning steps), with the landmarks given to G (the driving motion retargeted to the astronaut) in a fifth
    panel on the left.
 
     python scripts/make_readme_media.py --weights weights --steps 20
@@ -52,7 +52,7 @@ def make_gif(weights: str, motion: Path, seconds: float, every: int, out: Path) 
         ]  # fmt: skip
         subprocess.run(command, check=True, cwd=ROOT)
         with VideoReader(video) as reader:
-            fps = reader.fps
+            fps = reader.info.fps
             frames = [Image.fromarray(frame) for i, frame in enumerate(reader) if i % every == 0]
     frames[0].save(
         out,
@@ -93,7 +93,7 @@ def make_strip(weights: str, motion: Path, steps: int, out: Path) -> int:
     tuned = finetune_person(model, person, steps) if steps else person
     ft = _frame(animate_person(model, tuned, driving), index)
     panels = [
-        _label(ff.landmark_image, "driving landmarks"),
+        _label(ff.landmark_image, "target landmarks"),
         _label(person.shots[0], "photo"),
         _label(ff.warp, "warp only"),
         _label(ff.result, "FF, 0 steps"),
