@@ -55,7 +55,9 @@ class LossConfig:
     feature_matching_weight: float = 10.0  # weight of the feature-matching part of L_ADV
     embedding_match_weight: float = 10.0  # weight of L_MCH = |ê − W|₁ (FT variant only; 0 disables)
     pixel_weight: float = 1.0  # weight of the pixel-space content loss used when VGG weights are unavailable
-    mouth_weight: float = 0.0  # weight of an extra L1 inside the target's lip square (warp-guided training; 0 = off)
+    mouth_weight: float = (
+        0.0  # weight of an extra L1 inside the target's lip square (warp-guided training; 0 = off)
+    )
     content_loss: str = "auto"  # "vgg" (VGG required), "pixel", or "auto" (VGG if it loads, else pixel)
     # local .safetensors/.pth file or Hub "repo_id[:filename]"; default: env TALKING_HEAD_VGG19
     vgg19_source: str | None = field(default_factory=lambda: _env_source(ENV_VGG19))
@@ -114,10 +116,15 @@ _LIPS = slice(48, 68)
 MOUTH_PAD = 0.25
 
 
+def lip_box(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corners (low, high), each (B, 2), of the box around each ``(B, 68, 2)`` landmark set's lips (48–67)."""
+    lips = points[:, _LIPS].float()
+    return lips.amin(dim=1), lips.amax(dim=1)
+
+
 def mouth_mask(points: torch.Tensor, image_size: int, pad: float = MOUTH_PAD) -> torch.Tensor:
     """(B, 1, S, S) masks of the square around each ``(B, 68, 2)`` landmark set's lips, padded ``pad`` a side."""
-    lips = points[:, _LIPS].float()
-    low, high = lips.min(dim=1).values, lips.max(dim=1).values  # (B, 2)
+    low, high = lip_box(points)  # (B, 2)
     half = (high - low).amax(dim=1, keepdim=True) * (0.5 + pad)  # (B, 1)
     centre = (low + high) / 2
     axis = torch.arange(image_size, device=points.device, dtype=torch.float32)

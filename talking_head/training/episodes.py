@@ -11,6 +11,7 @@ import torch
 from talking_head.errors import TalkingHeadError
 from talking_head.nets.embedder import Embedder
 from talking_head.nets.generator import Generator
+from talking_head.nets.losses import lip_box
 from talking_head.nets.warp import warp_episodes
 from talking_head.training.data import EpisodeDataset
 
@@ -35,8 +36,7 @@ def generate(
             if corners is None:
                 warp = warp_episodes(batch["shot_images"], batch["shot_points"], batch["target_points"])
             else:  # warped to the whole frame's points, then cut like the target
-                whole = batch["target_points"] + corners[:, None].to(batch["target_points"].dtype)
-                warp = warp_episodes(batch["shot_images"], batch["shot_points"], whole[::repeats])
+                warp = warp_episodes(batch["shot_images"], batch["shot_points"], batch["frame_points"])
                 warp = _crop(warp.repeat_interleave(repeats, dim=0), corners, batch["target_image"].shape[-1])
     return e_hat, generator(batch["target_landmarks"], e_hat, warp=warp), warp
 
@@ -49,8 +49,8 @@ def _crop_corners(points: torch.Tensor, image_size: int, size: int, mouth_share:
     """
     room = image_size - size
     anywhere = torch.rand(points.shape[0], 2, device=points.device) * room
-    lips = points[:, 48:68].float()
-    centre = (lips.amin(dim=1) + lips.amax(dim=1)) / 2
+    low, high = lip_box(points)
+    centre = (low + high) / 2
     jitter = (torch.rand(points.shape[0], 2, device=points.device) * 2 - 1) * (size / 8)
     on_mouth = centre + jitter - size / 2
     chosen = torch.where(
@@ -72,8 +72,9 @@ def crop_targets(
     """The batch with its targets (image, landmark image, points, video index) cut to ``size``² crops.
 
     ``per_target`` crops of each target, in a row (B·n targets for B episodes:
-    the shots stay B, embedded once). The corners travel as ``crop_corners`` so
-    that :func:`generate` cuts the warp (made from whole shots) the same way.
+    the shots stay B, embedded once). The corners travel as ``crop_corners``
+    and the whole-frame target points (B, 68, 2) as ``frame_points``, so that
+    :func:`generate` makes the warp of the whole frame and cuts it the same way.
     """
     image_size = batch["target_image"].shape[-1]
     if size >= image_size:
@@ -90,4 +91,5 @@ def crop_targets(
         "target_points": targets["target_points"] - corners[:, None].to(targets["target_points"].dtype),
         "video_index": targets["video_index"],
         "crop_corners": corners,
+        "frame_points": batch["target_points"],
     }
