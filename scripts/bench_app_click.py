@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -47,8 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
     if args.weights:
-        import os
-
         os.environ["TALKING_HEAD_WEIGHTS"] = args.weights
     machine = machine_info()
     print(machine["summary"], flush=True)
