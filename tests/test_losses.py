@@ -180,3 +180,61 @@ def test_content_loss_under_autocast() -> None:
     assert loss.item() == pytest.approx(2.0, rel=1e-2)
     loss.backward()
     assert pred.grad is not None
+
+
+def _to_tensor(image) -> torch.Tensor:
+    """uint8 (H, W, 3) → (1, 3, H, W) in [-1, 1], as the trainer sees frames."""
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def test_ssim_loss_is_the_evaluation_ssim() -> None:
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    from talking_head.evaluation.metrics import ssim
+    from talking_head.nets.losses import ssim_loss, ssim_per_sample
+
+    rng = np.random.default_rng(3)
+    real = np.asarray(Image.fromarray(rng.integers(0, 256, (24, 30, 3), np.uint8)).resize((96, 80)))
+    blurred = np.asarray(Image.fromarray(real).filter(ImageFilter.GaussianBlur(2)))
+    for fake in (real, blurred, 255 - real):
+        expected = ssim(fake, real)
+        assert ssim_per_sample(_to_tensor(fake), _to_tensor(real)).item() == pytest.approx(expected, abs=1e-5)
+    both = ssim_per_sample(
+        torch.cat([_to_tensor(real), _to_tensor(blurred)]), _to_tensor(real).repeat(2, 1, 1, 1)
+    )
+    assert both[0].item() == pytest.approx(1.0) and both[1].item() < 0.9  # one score per sample
+    assert ssim_loss(_to_tensor(real), _to_tensor(real)).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mouth_ssim_loss_scores_the_lip_square_like_evaluate() -> None:
+    import numpy as np
+    from _synthetic import draw_face, template_landmarks
+
+    from talking_head.evaluation.metrics import mouth_box, mouth_metrics
+    from talking_head.nets.losses import mouth_squares, mouth_ssim_loss
+
+    points = template_landmarks(128)
+    real = draw_face(points, 128, (200, 160, 140), (30, 40, 50))
+    opened = draw_face(template_landmarks(128, mouth_open=1.0), 128, (200, 160, 140), (30, 40, 50))
+    pts = torch.from_numpy(points)[None]
+    assert mouth_ssim_loss(_to_tensor(real), _to_tensor(real), pts).item() == pytest.approx(0.0, abs=1e-6)
+    # The open mouth against the closed one: about evaluate's 1 − mouth SSIM (resampling differs a little).
+    expected = 1 - mouth_metrics(opened, real, points)["mouth_ssim"]
+    loss = mouth_ssim_loss(_to_tensor(opened), _to_tensor(real), pts).item()
+    assert expected > 0.05 and loss == pytest.approx(expected, abs=0.03)
+    # Pixels outside the square change nothing; gradients reach only the square (plus one bilinear pixel).
+    x0, y0, x1, y1 = mouth_box(points, 128)
+    outside = real.copy()
+    outside[: y0 - 2] = 0
+    assert mouth_ssim_loss(_to_tensor(outside), _to_tensor(real), pts).item() == pytest.approx(0.0, abs=1e-6)
+    fake = _to_tensor(opened).requires_grad_(True)
+    mouth_ssim_loss(fake, _to_tensor(real), pts).backward()
+    touched = fake.grad.abs().sum(dim=(0, 1)) > 0
+    rows, cols = np.nonzero(touched.numpy())
+    assert rows.min() >= y0 - 2 and rows.max() <= y1 + 1 and cols.min() >= x0 - 2 and cols.max() <= x1 + 1
+    # A crop that cuts the mouth off scores nothing there (and no NaN): it is left out of the mean.
+    cut = pts - torch.tensor([0.0, float(points[48:68, 1].min()) - 2])  # lips at the top edge: square outside
+    _, inside = mouth_squares(_to_tensor(real).repeat(2, 1, 1, 1), torch.cat([pts, cut]))
+    assert inside.tolist() == [True, False]
+    assert mouth_ssim_loss(_to_tensor(opened), _to_tensor(real), cut).item() == 0.0

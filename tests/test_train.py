@@ -249,10 +249,23 @@ def test_crop_training_runs_and_resume_takes_the_new_learning_rate(tmp_path):
     data = make_prepared_dataset(tmp_path / "data", num_videos=2, num_frames=8, size=64)
     run = tmp_path / "run"
     config = _config(
-        batch_size=2, max_steps=2, crop_size=32, crops_per_target=2, ckpt_every=1, sample_every=2, lr_eg=1e-3
+        batch_size=2,
+        max_steps=2,
+        crop_size=48,
+        mouth_crops=1.0,
+        crops_per_target=2,
+        ckpt_every=1,
+        sample_every=2,
+        lr_eg=1e-3,
     )
-    train(data, run, TINY, config, dataclasses.replace(PIXEL, mouth_weight=4.0))
-    assert all(np.isfinite(s["loss_cnt_mouth"]) and s["loss_cnt_mouth"] > 0 for s in _stats(run))
+    losses = dataclasses.replace(PIXEL, mouth_weight=4.0, ssim_weight=1.0, mouth_ssim_weight=2.0)
+    train(data, run, TINY, config, losses)
+    stats = _stats(run)
+    assert all(np.isfinite(s["loss_cnt_mouth"]) and s["loss_cnt_mouth"] > 0 for s in stats)
+    assert all(0 < s["loss_cnt_ssim"] <= 2.0 for s in stats)  # weight 1 × (1 − SSIM), SSIM ≥ −1
+    assert all(0 <= s["loss_cnt_mouth_ssim"] <= 4.0 for s in stats) and any(
+        s["loss_cnt_mouth_ssim"] > 0 for s in stats
+    )
     from PIL import Image
 
     assert Image.open(run / "samples" / "step_0000002.png").size == (
@@ -267,3 +280,24 @@ def test_crop_training_runs_and_resume_takes_the_new_learning_rate(tmp_path):
         TrainConfig(crop_size=-1)
     with pytest.raises(ValueError, match="mouth_crops"):
         TrainConfig(mouth_crops=1.5)
+
+
+def test_train_cli_sets_the_ssim_weights() -> None:
+    import argparse
+
+    from talking_head.cli import train as train_cli
+
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    args = parser.parse_args(
+        ["--data", "d", "--out", "o", "--preset", "tiny", "--ssim-weight", "0.5", "--mouth-ssim-weight", "3"]
+    )
+    _, _, loss_config = train_cli._configs(args)
+    assert (loss_config.ssim_weight, loss_config.mouth_ssim_weight, loss_config.mouth_weight) == (
+        0.5,
+        3.0,
+        0.0,
+    )
+    args = parser.parse_args(["--data", "d", "--out", "o", "--preset", "tiny", "--mouth-ssim-weight", "-1"])
+    with pytest.raises(TalkingHeadError, match="mouth_ssim_weight"):
+        train_cli._configs(args)

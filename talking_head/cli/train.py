@@ -143,6 +143,12 @@ def _add_crop_and_loss_arguments(parser: argparse.ArgumentParser, d: TrainConfig
     parser.add_argument(
         "--mouth-weight", type=float, help="extra L1 weight inside the lip square (default 0: off)"
     )
+    parser.add_argument("--ssim-weight", type=float, help="weight of 1 − SSIM of the target (default 0: off)")
+    parser.add_argument(
+        "--mouth-ssim-weight",
+        type=float,
+        help="weight of 1 − SSIM of the lip square at 64², evaluate's mouth SSIM (default 0: off)",
+    )
     parser.add_argument(
         "--content-loss", choices=CONTENT_LOSS_CHOICES, help="vgg, pixel, or auto (VGG if its weights load)"
     )
@@ -182,11 +188,15 @@ def _configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, LossCo
         loss_config = LossConfig.arxiv_v1() if args.loss_weights == "v1" else LossConfig()
     if args.content_loss:
         loss_config = dataclasses.replace(loss_config, content_loss=args.content_loss)
-    if args.mouth_weight is not None:
-        try:
-            loss_config = dataclasses.replace(loss_config, mouth_weight=args.mouth_weight)
-        except ValueError as err:
-            raise TalkingHeadError(str(err)) from err
+    weights = {
+        name: getattr(args, name)
+        for name in ("mouth_weight", "ssim_weight", "mouth_ssim_weight")
+        if getattr(args, name) is not None
+    }
+    try:
+        loss_config = dataclasses.replace(loss_config, **weights)
+    except ValueError as err:
+        raise TalkingHeadError(str(err)) from err
     changes = {
         field: getattr(args, option)
         for option, field in _TRAIN_OPTIONS.items()

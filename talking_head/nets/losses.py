@@ -58,6 +58,8 @@ class LossConfig:
     mouth_weight: float = (
         0.0  # weight of an extra L1 inside the target's lip square (warp-guided training; 0 = off)
     )
+    ssim_weight: float = 0.0  # weight of 1 − SSIM of the whole target (0 = off)
+    mouth_ssim_weight: float = 0.0  # weight of 1 − SSIM of the lip square, as evaluate scores it (0 = off)
     content_loss: str = "auto"  # "vgg" (VGG required), "pixel", or "auto" (VGG if it loads, else pixel)
     # local .safetensors/.pth file or Hub "repo_id[:filename]"; default: env TALKING_HEAD_VGG19
     vgg19_source: str | None = field(default_factory=lambda: _env_source(ENV_VGG19))
@@ -138,6 +140,77 @@ def mouth_l1_loss(pred: torch.Tensor, target: torch.Tensor, points: torch.Tensor
     mask = mouth_mask(points, pred.shape[-1])
     diff = (pred.float() - target.float()).abs() * mask
     return diff.sum() / (mask.sum() * pred.shape[1]).clamp_min(1.0)
+
+
+# SSIM as evaluate computes it (talking_head.evaluation.metrics): 11-tap Gaussian, σ 1.5, K1 0.01, K2 0.03.
+_SSIM_TAPS, _SSIM_SIGMA, _SSIM_K1, _SSIM_K2 = 11, 1.5, 0.01, 0.03
+MOUTH_SSIM_SIZE = 64  # side the lip square is resampled to before SSIM, as in evaluate
+
+
+def _ssim_filter(x: torch.Tensor) -> torch.Tensor:
+    """Separable 'valid' Gaussian filter of (B, C, H, W), each channel on its own."""
+    taps = torch.arange(_SSIM_TAPS, device=x.device, dtype=x.dtype) - (_SSIM_TAPS - 1) / 2
+    g = torch.exp(-(taps**2) / (2 * _SSIM_SIGMA**2))
+    g = g / g.sum()
+    c = x.shape[1]
+    x = F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+
+
+def ssim_per_sample(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM of each pair of (B, C, H, W) images in ``[-1, 1]`` (float32) → (B,).
+
+    The same window and constants as the evaluation's SSIM, on the images
+    mapped to [0, 1] (its luminance term is not offset-invariant, so [-1, 1]
+    would score differently), so 1 − this is the metric itself as a loss: it
+    rewards local contrast and structure, where an L1 settles for blur.
+    """
+    x, y = (pred.float() + 1) / 2, (target.float() + 1) / 2
+    c1, c2 = _SSIM_K1**2, _SSIM_K2**2
+    mu_x, mu_y = _ssim_filter(x), _ssim_filter(y)
+    var_x = _ssim_filter(x * x) - mu_x**2
+    var_y = _ssim_filter(y * y) - mu_y**2
+    cov = _ssim_filter(x * y) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return ssim_map.flatten(1).mean(dim=1)
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − mean SSIM of (B, C, H, W) images in ``[-1, 1]``."""
+    return 1.0 - ssim_per_sample(pred, target).mean()
+
+
+def mouth_squares(
+    images: torch.Tensor, points: torch.Tensor, size: int = MOUTH_SSIM_SIZE, pad: float = MOUTH_PAD
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's lip square (side: the lips' larger extent + ``pad`` a side) resampled to ``size``².
+
+    Returns (B, C, size, size) squares (bilinear, differentiable in the
+    images) and a (B,) bool of the squares that lie inside their image: a
+    crop that cuts the mouth off has nothing to score there.
+    """
+    b, _, h, w = images.shape
+    low, high = lip_box(points)
+    side = (high - low).amax(dim=1) * (1 + 2 * pad)  # (B,)
+    centre = (low + high) / 2  # (B, 2) pixel (x, y), pixel centres at integers
+    inside = ((centre - side[:, None] / 2) >= -0.5).all(dim=1) & (
+        (centre + side[:, None] / 2) <= torch.tensor([w, h], device=points.device) - 0.5
+    ).all(dim=1)
+    theta = images.new_zeros(b, 2, 3, dtype=torch.float32)
+    theta[:, 0, 0], theta[:, 1, 1] = side / w, side / h
+    theta[:, 0, 2] = (2 * centre[:, 0] + 1) / w - 1  # align_corners=False: pixel i at (2i + 1)/S − 1
+    theta[:, 1, 2] = (2 * centre[:, 1] + 1) / h - 1
+    grid = F.affine_grid(theta, [b, images.shape[1], size, size], align_corners=False)
+    return F.grid_sample(images.float(), grid, mode="bilinear", align_corners=False), inside
+
+
+def mouth_ssim_loss(pred: torch.Tensor, target: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """1 − SSIM of the lip squares at 64² (the mouth SSIM of evaluate), over the samples whose square fits."""
+    fake, inside = mouth_squares(pred, points)
+    real, _ = mouth_squares(target, points)
+    scores = ssim_per_sample(fake, real)
+    keep = inside.float()
+    return ((1.0 - scores) * keep).sum() / keep.sum().clamp_min(1.0)
 
 
 def d_hinge_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:

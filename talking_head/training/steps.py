@@ -19,6 +19,8 @@ from talking_head.nets.losses import (
     feature_matching_loss,
     g_adversarial_loss,
     mouth_l1_loss,
+    mouth_ssim_loss,
+    ssim_loss,
 )
 from talking_head.training.distributed import Dist, average_gradients
 from talking_head.training.networks import Networks
@@ -80,7 +82,7 @@ def update_eg(
     autocast: Any,
     env: Dist,
 ) -> dict[str, torch.Tensor]:
-    """One E/G update: L_CNT (+ mouth L1) − D(x̂) + w_fm · L_FM + the E side of L_MCH (W detached).
+    """One E/G update: L_CNT (+ mouth L1, SSIM, mouth SSIM) − D(x̂) + w_fm · L_FM + the E side of L_MCH (W detached).
 
     D is frozen and in eval mode, so its power iterations stay put. Without
     ``adversarial`` (the warm-up) the D terms and the match term are left out.
@@ -96,6 +98,12 @@ def update_eg(
         )  # VGG runs in bf16 under autocast; the L1 sums are float32
         if loss_config.mouth_weight > 0:
             loss_cnt_terms["mouth"] = loss_config.mouth_weight * mouth_l1_loss(
+                x_hat, x, batch["target_points"]
+            )
+        if loss_config.ssim_weight > 0:
+            loss_cnt_terms["ssim"] = loss_config.ssim_weight * ssim_loss(x_hat, x)
+        if loss_config.mouth_ssim_weight > 0:
+            loss_cnt_terms["mouth_ssim"] = loss_config.mouth_ssim_weight * mouth_ssim_loss(
                 x_hat, x, batch["target_points"]
             )
         if adversarial:
