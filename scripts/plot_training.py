@@ -4,7 +4,9 @@ Runs continued from one another (``--init-from``) are drawn one after the
 other on a shared step axis; ``RUN:STEP`` keeps a run's lines up to STEP (the
 checkpoint that was exported and continued from). Each panel is one family of losses, smoothed
 with a running mean over ``--window`` stats lines (the raw lines faintly
-behind). Needs matplotlib (``pip install matplotlib``; not a dependency of
+behind); panels whose losses are all zero or absent in these runs are left
+out. ``--first-step`` shifts the axis to where these runs continue an earlier
+lineage. Needs matplotlib (``pip install matplotlib``; not a dependency of
 the package).
 
     python scripts/plot_training.py runs/cpu-warp:450 runs/crop --out weights/loss_curves.png
@@ -22,6 +24,7 @@ import numpy as np
 PANELS = (
     ("content (L1 of the whole crop or frame)", ("loss_cnt_pixel",)),
     ("content inside the lip square (× mouth weight)", ("loss_cnt_mouth",)),
+    ("1 − SSIM (× weight): whole crop, lip square at 64²", ("loss_cnt_ssim", "loss_cnt_mouth_ssim")),
     ("adversarial and feature matching", ("loss_adv", "loss_fm")),
     ("D: hinge loss, scores", ("loss_d_hinge", "d_real", "d_fake")),
     ("embedding match L_MCH", ("loss_mch",)),
@@ -63,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", help="run folders in training order, each RUN or RUN:LAST_STEP")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--window", type=int, default=20, help="stats lines in the running mean")
+    parser.add_argument(
+        "--first-step", type=int, default=0, help="E/G steps trained before the first run (axis offset)"
+    )
     args = parser.parse_args(argv)
     import matplotlib
 
@@ -70,13 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     rows, starts = read_runs(args.runs)
-    steps = np.array([r["step"] for r in rows])
-    fig, axes = plt.subplots(len(PANELS), 1, figsize=(8, 2.2 * len(PANELS)), sharex=True)
-    for ax, (title, keys) in zip(axes, PANELS):
+    steps = np.array([r["step"] for r in rows]) + args.first_step
+    starts = [start + args.first_step for start in starts]
+    panels = [(title, [key for key in keys if any(r.get(key, 0.0) for r in rows)]) for title, keys in PANELS]
+    panels = [(title, keys) for title, keys in panels if keys]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.2 * len(panels)), sharex=True, squeeze=False)
+    for ax, (title, keys) in zip(axes[:, 0], panels):
         for key in keys:
             values = np.array([r.get(key, np.nan) for r in rows], dtype=float)
-            if np.all(np.isnan(values)):
-                continue
             (line,) = ax.plot(steps, smooth(np.nan_to_num(values), args.window), label=key, lw=1.2)
             ax.plot(steps, values, color=line.get_color(), alpha=0.2, lw=0.6)
         for start in starts:
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7, loc="upper right")
         ax.grid(alpha=0.3)
-    axes[-1].set_xlabel("E/G step (dotted: the next run starts from the previous one's weights)")
+    axes[-1, 0].set_xlabel("E/G step (dotted: the next run starts from the previous one's weights)")
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)
