@@ -238,3 +238,27 @@ def test_mouth_ssim_loss_scores_the_lip_square_like_evaluate() -> None:
     _, inside = mouth_squares(_to_tensor(real).repeat(2, 1, 1, 1), torch.cat([pts, cut]))
     assert inside.tolist() == [True, False]
     assert mouth_ssim_loss(_to_tensor(opened), _to_tensor(real), cut).item() == 0.0
+
+
+def test_detail_loss_asks_for_the_real_amount_of_detail_not_its_exact_place() -> None:
+    import cv2
+    import numpy as np
+
+    from talking_head.nets.losses import detail_energy, detail_loss, pixel_content_loss
+
+    rng = np.random.default_rng(5)
+    real = cv2.resize(rng.integers(0, 256, (32, 32, 3), np.uint8), (128, 128), interpolation=cv2.INTER_CUBIC)
+    blurred = cv2.GaussianBlur(real, (0, 0), 2.0)
+    shifted = np.roll(real, 2, axis=1)  # the same detail two pixels off
+    x, b, s = _to_tensor(real), _to_tensor(blurred), _to_tensor(shifted)
+    assert detail_loss(x, x).item() == pytest.approx(0.0, abs=1e-6)
+    # The energy is cv2's Laplacian (evaluate's sharpness) of the gray image, per 8×8 tile.
+    gray = real.astype(np.float64).mean(axis=2) / 127.5
+    lap = cv2.Laplacian(gray, cv2.CV_64F)[1:-1, 1:-1]
+    assert (detail_energy(x) ** 2).mean().item() == pytest.approx((lap**2).mean(), rel=0.02)
+    assert detail_energy(b).mean() < 0.5 * detail_energy(x).mean()
+    # A pixel loss prefers the blur to the shifted detail; this loss the other way round.
+    assert pixel_content_loss(b, x) < pixel_content_loss(s, x)
+    assert detail_loss(s, x) < 0.5 * detail_loss(b, x)
+    flat = torch.zeros_like(x)
+    assert detail_energy(flat).max().item() < 1e-2  # only the epsilon under the root

@@ -258,11 +258,16 @@ def test_crop_training_runs_and_resume_takes_the_new_learning_rate(tmp_path):
         sample_every=2,
         lr_eg=1e-3,
     )
-    losses = dataclasses.replace(PIXEL, mouth_weight=4.0, ssim_weight=1.0, mouth_ssim_weight=2.0)
+    losses = dataclasses.replace(
+        PIXEL, mouth_weight=4.0, ssim_weight=1.0, mouth_ssim_weight=2.0, detail_weight=3.0
+    )
     train(data, run, TINY, config, losses)
     stats = _stats(run)
     assert all(np.isfinite(s["loss_cnt_mouth"]) and s["loss_cnt_mouth"] > 0 for s in stats)
-    assert all(0 < s["loss_cnt_ssim"] <= 2.0 for s in stats)  # weight 1 × (1 − SSIM), SSIM ≥ −1
+    assert all(0 < s["loss_cnt_ssim"] <= 2.0 for s in stats)
+    assert all(
+        np.isfinite(s["loss_cnt_detail"]) and s["loss_cnt_detail"] > 0 for s in stats
+    )  # weight 1 × (1 − SSIM), SSIM ≥ −1
     assert all(0 <= s["loss_cnt_mouth_ssim"] <= 4.0 for s in stats) and any(
         s["loss_cnt_mouth_ssim"] > 0 for s in stats
     )
@@ -290,7 +295,20 @@ def test_train_cli_sets_the_ssim_weights() -> None:
     parser = argparse.ArgumentParser()
     train_cli.add_arguments(parser)
     args = parser.parse_args(
-        ["--data", "d", "--out", "o", "--preset", "tiny", "--ssim-weight", "0.5", "--mouth-ssim-weight", "3"]
+        [
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--preset",
+            "tiny",
+            "--ssim-weight",
+            "0.5",
+            "--mouth-ssim-weight",
+            "3",
+            "--detail-weight",
+            "2",
+        ]
     )
     _, _, loss_config = train_cli._configs(args)
     assert (loss_config.ssim_weight, loss_config.mouth_ssim_weight, loss_config.mouth_weight) == (

@@ -150,6 +150,11 @@ def _add_crop_and_loss_arguments(parser: argparse.ArgumentParser, d: TrainConfig
         help="weight of 1 − SSIM of the lip square at 64², evaluate's mouth SSIM (default 0: off)",
     )
     parser.add_argument(
+        "--detail-weight",
+        type=float,
+        help="weight of the match of the local Laplacian energy, against blur (default 0: off)",
+    )
+    parser.add_argument(
         "--content-loss", choices=CONTENT_LOSS_CHOICES, help="vgg, pixel, or auto (VGG if its weights load)"
     )
     parser.add_argument(
@@ -190,7 +195,7 @@ def _configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, LossCo
         loss_config = dataclasses.replace(loss_config, content_loss=args.content_loss)
     weights = {
         name: getattr(args, name)
-        for name in ("mouth_weight", "ssim_weight", "mouth_ssim_weight")
+        for name in ("mouth_weight", "ssim_weight", "mouth_ssim_weight", "detail_weight")
         if getattr(args, name) is not None
     }
     try:

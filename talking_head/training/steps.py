@@ -15,6 +15,7 @@ from torch import nn
 from talking_head.nets.losses import (
     LossConfig,
     d_hinge_loss,
+    detail_loss,
     embedding_match_loss,
     feature_matching_loss,
     g_adversarial_loss,
@@ -82,7 +83,7 @@ def update_eg(
     autocast: Any,
     env: Dist,
 ) -> dict[str, torch.Tensor]:
-    """One E/G update: L_CNT (+ mouth L1, SSIM, mouth SSIM) − D(x̂) + w_fm · L_FM + the E side of L_MCH (W detached).
+    """One E/G update: L_CNT (+ mouth L1, SSIM, mouth SSIM, detail) − D(x̂) + w_fm · L_FM + the E side of L_MCH (W detached).
 
     D is frozen and in eval mode, so its power iterations stay put. Without
     ``adversarial`` (the warm-up) the D terms and the match term are left out.
@@ -102,6 +103,8 @@ def update_eg(
             )
         if loss_config.ssim_weight > 0:
             loss_cnt_terms["ssim"] = loss_config.ssim_weight * ssim_loss(x_hat, x)
+        if loss_config.detail_weight > 0:
+            loss_cnt_terms["detail"] = loss_config.detail_weight * detail_loss(x_hat, x)
         if loss_config.mouth_ssim_weight > 0:
             loss_cnt_terms["mouth_ssim"] = loss_config.mouth_ssim_weight * mouth_ssim_loss(
                 x_hat, x, batch["target_points"]
