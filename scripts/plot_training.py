@@ -25,6 +25,7 @@ PANELS = (
     ("content (L1 of the whole crop or frame)", ("loss_cnt_pixel",)),
     ("content inside the lip square (× mouth weight)", ("loss_cnt_mouth",)),
     ("1 − SSIM (× weight): whole crop, lip square at 64²", ("loss_cnt_ssim", "loss_cnt_mouth_ssim")),
+    ("detail: 8×8-tile Laplacian energy match (× detail weight)", ("loss_cnt_detail",)),
     ("adversarial and feature matching", ("loss_adv", "loss_fm")),
     ("D: hinge loss, scores", ("loss_d_hinge", "d_real", "d_fake")),
     ("embedding match L_MCH", ("loss_mch",)),
@@ -67,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--window", type=int, default=20, help="stats lines in the running mean")
     parser.add_argument(
+        "--mark",
+        type=int,
+        nargs="*",
+        default=[],
+        help="steps to mark with a dashed line (loss weights changed)",
+    )
+    parser.add_argument(
         "--first-step", type=int, default=0, help="E/G steps trained before the first run (axis offset)"
     )
     args = parser.parse_args(argv)
@@ -88,10 +96,13 @@ def main(argv: list[str] | None = None) -> int:
             ax.plot(steps, values, color=line.get_color(), alpha=0.2, lw=0.6)
         for start in starts:
             ax.axvline(start, color="gray", ls=":", lw=0.8)
+        for mark in args.mark:
+            ax.axvline(mark, color="tab:red", ls="--", lw=0.6, alpha=0.6)
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7, loc="upper right")
         ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("E/G step (dotted: the next run starts from the previous one's weights)")
+    label = "E/G step (dotted: the next run starts from the previous one's weights"
+    axes[-1, 0].set_xlabel(label + ("; dashed: loss weights changed)" if args.mark else ")"))
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)
