@@ -110,11 +110,11 @@ class AppLimits:
         """The fine-tuning slider's start value: ``default_steps`` when set, else by device.
 
         CPU: :data:`CPU_DEFAULT_STEPS` (10). With the shipped weights, 10 steps
-        beat 0 on every val metric (FT10 vs FF: SSIM 0.700 vs 0.699, mouth SSIM
-        0.803 vs 0.801; ``weights/README.md``), and a click stays under 30 s:
-        ``scripts/bench_app_click.py`` on a 2-core AMD EPYC (Zen 3), astronaut
-        photo, 5 s motion, medians of 3 clicks: 15.8 s with 0 steps, 24.1 s with
-        10, 28.3 s with 20. GPU: :data:`GPU_DEFAULT_STEPS`.
+        beat 0 on val (FT10 vs FF: SSIM 0.704 vs 0.703, mouth SSIM 0.813 vs
+        0.811; 20 steps: 0.815; ``weights/README.md``), and a click stays well
+        under 30 s: ``scripts/bench_app_click.py`` on a 2-core AMD EPYC (Zen 3),
+        astronaut photo, 5 s motion, medians of 3 clicks: 13.8 s with 0 steps,
+        23.5 s with 10, 25.8 s with 20. GPU: :data:`GPU_DEFAULT_STEPS`.
         """
         steps = self.default_steps
         if steps is None:
