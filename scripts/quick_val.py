@@ -27,22 +27,17 @@ from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.warp import warp_episodes
 from talking_head.training.checkpoint import load_checkpoint
 from talking_head.training.data import EpisodeDataset, tensor_to_image
-from talking_head.training.episodes import fixed_batch
+from talking_head.training.episodes import fixed_batch, generate
+from talking_head.training.hub import model_from_checkpoint
 
 
 def load_networks(source: Path) -> TalkingHeadModel:
-    """E and G of an exported weights folder, or the EMA E and G of a run folder / checkpoint file."""
-    if source.is_dir() and (source / "config.json").exists() and (source / "generator.safetensors").exists():
+    """An exported weights folder, or the EMA networks of a run folder / checkpoint file."""
+    if source.is_dir() and (source / "generator.safetensors").exists():
         return TalkingHeadModel.from_pretrained(source)
     checkpoint = load_checkpoint(source)
-    from talking_head.nets.config import ModelConfig
-
-    model = TalkingHeadModel(ModelConfig.from_dict(checkpoint["model_config"]))
-    model.embedder.load_state_dict(checkpoint["ema_embedder"])
-    model.generator.load_state_dict(checkpoint["ema_generator"])
-    step = checkpoint.get("step", "?")
-    print(f"{source}: checkpoint at step {step}")
-    return model.eval()
+    print(f"{source}: checkpoint at step {checkpoint.get('step', '?')}")
+    return model_from_checkpoint(checkpoint, name=str(source))
 
 
 def score(images: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -82,13 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     for source in args.sources:
         start = time.perf_counter()
         model = load_networks(source)
-        frames = []
         with torch.no_grad():
-            for i in range(0, args.episodes, 8):
-                part = {k: v[i : i + 8] for k, v in batch.items()}
-                e_hat = model.embedder.embed_frames(part["shot_images"], part["shot_landmarks"])
-                frames.append(model.generator(part["target_landmarks"], e_hat, warp=warp[i : i + 8]))
-        m = score(torch.cat(frames), batch)
+            parts = [{k: v[i : i + 8] for k, v in batch.items()} for i in range(0, args.episodes, 8)]
+            frames = torch.cat([generate(model.embedder, model.generator, part)[1] for part in parts])
+        m = score(frames, batch)
         print(
             f"{str(source)[-40:]:40s} {m['ssim']:7.4f} {m['mouth_ssim']:7.4f} {m['sharpness']:7.1f}"
             f"   (Δ warp {m['ssim'] - base['ssim']:+.4f} / {m['mouth_ssim'] - base['mouth_ssim']:+.4f},"

@@ -125,11 +125,19 @@ def lip_box(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lips.amin(dim=1), lips.amax(dim=1)
 
 
+def lip_square(points: torch.Tensor, pad: float = MOUTH_PAD) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre (B, 2) and side (B,) of the square around each ``(B, 68, 2)`` landmark set's lips.
+
+    The side is the lips' larger extent plus ``pad`` of it on each side: the mouth region of evaluate.
+    """
+    low, high = lip_box(points)
+    return (low + high) / 2, (high - low).amax(dim=1) * (1 + 2 * pad)
+
+
 def mouth_mask(points: torch.Tensor, image_size: int, pad: float = MOUTH_PAD) -> torch.Tensor:
     """(B, 1, S, S) masks of the square around each ``(B, 68, 2)`` landmark set's lips, padded ``pad`` a side."""
-    low, high = lip_box(points)  # (B, 2)
-    half = (high - low).amax(dim=1, keepdim=True) * (0.5 + pad)  # (B, 1)
-    centre = (low + high) / 2
+    centre, side = lip_square(points, pad)
+    half = side[:, None] / 2  # (B, 1)
     axis = torch.arange(image_size, device=points.device, dtype=torch.float32)
     inside_x = (axis[None] - centre[:, :1]).abs() <= half  # (B, S)
     inside_y = (axis[None] - centre[:, 1:]).abs() <= half
@@ -148,11 +156,15 @@ _SSIM_TAPS, _SSIM_SIGMA, _SSIM_K1, _SSIM_K2 = 11, 1.5, 0.01, 0.03
 MOUTH_SSIM_SIZE = 64  # side the lip square is resampled to before SSIM, as in evaluate
 
 
-def _ssim_filter(x: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' Gaussian filter of (B, C, H, W), each channel on its own."""
-    taps = torch.arange(_SSIM_TAPS, device=x.device, dtype=x.dtype) - (_SSIM_TAPS - 1) / 2
+def _ssim_window(device: torch.device) -> torch.Tensor:
+    """The normalized 1-D Gaussian of SSIM (float32)."""
+    taps = torch.arange(_SSIM_TAPS, device=device, dtype=torch.float32) - (_SSIM_TAPS - 1) / 2
     g = torch.exp(-(taps**2) / (2 * _SSIM_SIGMA**2))
-    g = g / g.sum()
+    return g / g.sum()
+
+
+def _ssim_filter(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Separable 'valid' filtering of (B, C, H, W) with the 1-D window ``g``, each channel on its own."""
     c = x.shape[1]
     x = F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
     return F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
@@ -168,10 +180,11 @@ def ssim_per_sample(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     x, y = (pred.float() + 1) / 2, (target.float() + 1) / 2
     c1, c2 = _SSIM_K1**2, _SSIM_K2**2
-    mu_x, mu_y = _ssim_filter(x), _ssim_filter(y)
-    var_x = _ssim_filter(x * x) - mu_x**2
-    var_y = _ssim_filter(y * y) - mu_y**2
-    cov = _ssim_filter(x * y) - mu_x * mu_y
+    g = _ssim_window(x.device)
+    mu_x, mu_y = _ssim_filter(x, g), _ssim_filter(y, g)
+    var_x = _ssim_filter(x * x, g) - mu_x**2
+    var_y = _ssim_filter(y * y, g) - mu_y**2
+    cov = _ssim_filter(x * y, g) - mu_x * mu_y
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return ssim_map.flatten(1).mean(dim=1)
 
@@ -191,9 +204,7 @@ def mouth_squares(
     crop that cuts the mouth off has nothing to score there.
     """
     b, _, h, w = images.shape
-    low, high = lip_box(points)
-    side = (high - low).amax(dim=1) * (1 + 2 * pad)  # (B,)
-    centre = (low + high) / 2  # (B, 2) pixel (x, y), pixel centres at integers
+    centre, side = lip_square(points, pad)  # (B, 2) pixel (x, y), pixel centres at integers; (B,)
     inside = ((centre - side[:, None] / 2) >= -0.5).all(dim=1) & (
         (centre + side[:, None] / 2) <= torch.tensor([w, h], device=points.device) - 0.5
     ).all(dim=1)
@@ -207,8 +218,10 @@ def mouth_squares(
 
 def mouth_ssim_loss(pred: torch.Tensor, target: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """1 − SSIM of the lip squares at 64² (the mouth SSIM of evaluate), over the samples whose square fits."""
-    fake, inside = mouth_squares(pred, points)
-    real, _ = mouth_squares(target, points)
+    squares, inside = mouth_squares(
+        torch.cat([pred.float(), target.float()], dim=1), points
+    )  # one resampling
+    fake, real = squares.split(pred.shape[1], dim=1)
     scores = ssim_per_sample(fake, real)
     keep = inside.float()
     return ((1.0 - scores) * keep).sum() / keep.sum().clamp_min(1.0)

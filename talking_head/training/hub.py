@@ -39,8 +39,21 @@ def export_run(run_dir: str | Path, out_dir: str | Path, use_ema: bool = True, h
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     checkpoint = load_checkpoint(run_dir)
-    config = ModelConfig.from_dict(checkpoint["model_config"])
-    model = TalkingHeadModel(config)
+    model = model_from_checkpoint(checkpoint, use_ema, name=str(run_dir))
+    model.save_pretrained(out_dir, dtype=torch.float16 if half else None)
+    card = model_card(checkpoint, _read_run_config(run_dir), _last_stats(run_dir / STATS_NAME), use_ema)
+    (out_dir / MODEL_CARD_NAME).write_text(card, encoding="utf-8")
+    return out_dir
+
+
+def model_from_checkpoint(
+    checkpoint: dict[str, Any], use_ema: bool = True, name: str = "the run"
+) -> TalkingHeadModel:
+    """E, G (their EMA unless ``use_ema=False``) and D's generic part of a training checkpoint, in eval mode.
+
+    ``WeightsError`` (naming ``name``) when the tensors do not fit the checkpoint's model config.
+    """
+    model = TalkingHeadModel(ModelConfig.from_dict(checkpoint["model_config"]))
     prefix = "ema_" if use_ema else ""
     try:
         model.embedder.load_state_dict(checkpoint[prefix + "embedder"])
@@ -50,13 +63,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, use_ema: bool = True, h
         }
         model.discriminator.load_state_dict(generic)
     except (KeyError, RuntimeError) as err:
-        raise WeightsError(
-            f"{run_dir} has a checkpoint that does not match its model config ({err})"
-        ) from err
-    model.save_pretrained(out_dir, dtype=torch.float16 if half else None)
-    card = model_card(checkpoint, _read_run_config(run_dir), _last_stats(run_dir / STATS_NAME), use_ema)
-    (out_dir / MODEL_CARD_NAME).write_text(card, encoding="utf-8")
-    return out_dir
+        raise WeightsError(f"{name} has a checkpoint that does not match its model config ({err})") from err
+    return model.eval()
 
 
 def _read_run_config(run_dir: Path) -> dict[str, Any]:
