@@ -262,3 +262,36 @@ def test_detail_loss_asks_for_the_real_amount_of_detail_not_its_exact_place() ->
     assert detail_loss(s, x) < 0.5 * detail_loss(b, x)
     flat = torch.zeros_like(x)
     assert detail_energy(flat).max().item() < 1e-2  # only the epsilon under the root
+
+
+def test_weighted_extra_terms_are_the_weighted_losses_that_are_on() -> None:
+    from _synthetic import draw_face, template_landmarks
+
+    from talking_head.nets.losses import (
+        detail_loss,
+        mouth_l1_loss,
+        mouth_ssim_loss,
+        ssim_loss,
+        weighted_extra_terms,
+    )
+
+    points = template_landmarks(128)
+    real = _to_tensor(draw_face(points, 128, (200, 160, 140), (30, 40, 50)))
+    opened = _to_tensor(
+        draw_face(template_landmarks(128, mouth_open=1.0), 128, (200, 160, 140), (30, 40, 50))
+    )
+    pts = torch.from_numpy(points)[None]
+    assert weighted_extra_terms(LossConfig(), opened, real, pts) == {}  # the paper's weights: none
+    config = LossConfig(mouth_weight=2, ssim_weight=3, mouth_ssim_weight=4, detail_weight=5)
+    terms = weighted_extra_terms(config, opened, real, pts)
+    expected = {
+        "mouth": 2 * mouth_l1_loss(opened, real, pts),
+        "ssim": 3 * ssim_loss(opened, real),
+        "mouth_ssim": 4 * mouth_ssim_loss(opened, real, pts),
+        "detail": 5 * detail_loss(opened, real),
+    }
+    assert terms.keys() == expected.keys()
+    for name, value in expected.items():
+        assert value.item() > 0 and terms[name].item() == pytest.approx(value.item(), rel=1e-6), name
+    only_mouth = weighted_extra_terms(LossConfig(mouth_ssim_weight=1), opened, real, pts)
+    assert list(only_mouth) == ["mouth_ssim"]

@@ -181,6 +181,48 @@ def test_zero_steps_is_feed_forward_and_tuning_continues(model, person) -> None:
         pipeline.finetune_person(model, person, steps=-1)
 
 
+def test_finetuning_adds_the_extra_content_terms_its_loss_config_turns_on(model, person) -> None:
+    from talking_head.nets.losses import LossConfig
+
+    plain = FinetuneConfig(loss=LossConfig(content_loss="pixel"), seed=4)
+    extra = FinetuneConfig(
+        loss=LossConfig(
+            content_loss="pixel", mouth_weight=2, ssim_weight=1, mouth_ssim_weight=3, detail_weight=4
+        ),
+        seed=4,
+    )
+    first = pipeline.finetune_person(model, person, steps=1, config=plain).finetune_losses[0]
+    second = pipeline.finetune_person(model, person, steps=1, config=extra).finetune_losses[0]
+    assert not any(key.startswith("content_") and key != "content_pixel" for key in first)
+    names = ("content_mouth", "content_ssim", "content_mouth_ssim", "content_detail")
+    assert all(second[name] > 0 for name in names)
+    # Same seed, same first x̂: the content loss is the pixel term plus exactly the extra terms.
+    assert second["content_pixel"] == pytest.approx(first["content_pixel"], rel=1e-5)
+    assert second["content"] == pytest.approx(first["content"] + sum(second[n] for n in names), rel=1e-5)
+
+
+def test_finetuning_without_adversarial_weights_never_runs_d(model, person, monkeypatch) -> None:
+    from talking_head.nets.discriminator import Discriminator
+    from talking_head.nets.losses import LossConfig
+
+    calls = []
+    forward = Discriminator.forward
+    monkeypatch.setattr(
+        Discriminator, "forward", lambda self, *a, **k: calls.append(1) or forward(self, *a, **k)
+    )
+    content_only = LossConfig(content_loss="pixel", adversarial_weight=0, feature_matching_weight=0)
+    tuned = pipeline.finetune_person(model, person, steps=2, config=FinetuneConfig(loss=content_only))
+    assert calls == [] and tuned.finetune_steps == 2
+    assert all(step["discriminator"] == step["adversarial"] == 0 for step in tuned.finetune_losses)
+    assert not torch.equal(tuned.adain_params, person.adain_params)  # G' and ψ' still learn
+    default = pipeline.finetune_person(model, person, steps=1)  # the default recipe: content terms only
+    assert calls == [] and {"content_mouth_ssim", "content_detail"} <= default.finetune_losses[0].keys()
+    pipeline.finetune_person(
+        model, person, steps=1, config=FinetuneConfig(loss=LossConfig(content_loss="pixel"))
+    )
+    assert len(calls) == 4  # with the paper's weights: D' on x and x̂, then again for G's step
+
+
 def test_cancel_stops_within_one_step(model, person) -> None:
     calls: list[int] = []
 

@@ -255,6 +255,29 @@ def detail_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (detail_energy(pred) - detail_energy(target)).abs().mean()
 
 
+def weighted_extra_terms(
+    config: LossConfig, pred: torch.Tensor, target: torch.Tensor, points: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The weighted terms beyond ``ContentLoss`` that ``config`` turns on, by name.
+
+    ``mouth`` (L1 in the lip square), ``ssim``, ``detail`` and ``mouth_ssim``
+    (see the functions above); ``points`` are the targets' ``(B, 68, 2)``
+    landmarks in pixels of ``pred``. Terms with weight 0 are left out, so the
+    dict is empty with the paper's weights. Meta-learning and fine-tuning
+    both add these to L_CNT.
+    """
+    terms = {}
+    if config.mouth_weight > 0:
+        terms["mouth"] = config.mouth_weight * mouth_l1_loss(pred, target, points)
+    if config.ssim_weight > 0:
+        terms["ssim"] = config.ssim_weight * ssim_loss(pred, target)
+    if config.detail_weight > 0:
+        terms["detail"] = config.detail_weight * detail_loss(pred, target)
+    if config.mouth_ssim_weight > 0:
+        terms["mouth_ssim"] = config.mouth_ssim_weight * mouth_ssim_loss(pred, target, points)
+    return terms
+
+
 def d_hinge_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
     """Discriminator hinge loss: ``mean(relu(1 − D(x))) + mean(relu(1 + D(x̂)))``.
 

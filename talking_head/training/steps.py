@@ -15,13 +15,10 @@ from torch import nn
 from talking_head.nets.losses import (
     LossConfig,
     d_hinge_loss,
-    detail_loss,
     embedding_match_loss,
     feature_matching_loss,
     g_adversarial_loss,
-    mouth_l1_loss,
-    mouth_ssim_loss,
-    ssim_loss,
+    weighted_extra_terms,
 )
 from talking_head.training.distributed import Dist, average_gradients
 from talking_head.training.networks import Networks
@@ -97,18 +94,7 @@ def update_eg(
         loss_cnt_terms = nets.content_loss.terms(
             x_hat, x
         )  # VGG runs in bf16 under autocast; the L1 sums are float32
-        if loss_config.mouth_weight > 0:
-            loss_cnt_terms["mouth"] = loss_config.mouth_weight * mouth_l1_loss(
-                x_hat, x, batch["target_points"]
-            )
-        if loss_config.ssim_weight > 0:
-            loss_cnt_terms["ssim"] = loss_config.ssim_weight * ssim_loss(x_hat, x)
-        if loss_config.detail_weight > 0:
-            loss_cnt_terms["detail"] = loss_config.detail_weight * detail_loss(x_hat, x)
-        if loss_config.mouth_ssim_weight > 0:
-            loss_cnt_terms["mouth_ssim"] = loss_config.mouth_ssim_weight * mouth_ssim_loss(
-                x_hat, x, batch["target_points"]
-            )
+        loss_cnt_terms |= weighted_extra_terms(loss_config, x_hat, x, batch["target_points"])
         if adversarial:
             with torch.no_grad():
                 _, real_feats = discriminator(x, y, index)
