@@ -196,9 +196,10 @@ def _finetune(
     with _progress_bar("fine-tuning", args.steps) as bar:
 
         def on_step(step: int, total: int, losses: dict[str, float]) -> None:
-            bar.set_postfix(
-                content=f"{losses['content']:.3f}", d=f"{losses['discriminator']:.3f}", refresh=False
-            )
+            shown = {"content": f"{losses['content']:.3f}"}
+            if losses["discriminator"]:  # D' runs only with adversarial weights (not by default)
+                shown["d"] = f"{losses['discriminator']:.3f}"
+            bar.set_postfix(shown, refresh=False)
             bar.update(1)
 
         tune_start = time.perf_counter()
