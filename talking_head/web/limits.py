@@ -31,10 +31,10 @@ GPU_PER_FRAME_S = 0.06
 GPU_MAX_S = 120  # ZeroGPU refuses longer requests for most users
 # Start values of the fine-tuning slider (AppLimits.initial_steps). On a GPU the
 # paper's recipe, 40 epochs over the T shots (40 steps for one photo), fits in a
-# ZeroGPU window (~12 s at GPU_PER_STEP_S). On the CPU, 10 steps: better than 0 on
-# val and a click still under 30 s (see AppLimits.initial_steps).
+# ZeroGPU window (~12 s at GPU_PER_STEP_S). On the CPU too: the best of 0–40 on val
+# and a click still under 30 s (see AppLimits.initial_steps).
 GPU_DEFAULT_STEPS = 40
-CPU_DEFAULT_STEPS = 10
+CPU_DEFAULT_STEPS = 40
 # AppLimits field -> the environment variable that overrides it.
 LIMIT_ENV = {
     "max_upload_mb": "TALKING_HEAD_MAX_UPLOAD_MB",
@@ -109,12 +109,13 @@ class AppLimits:
     def initial_steps(self, device: str | torch.device) -> int:
         """The fine-tuning slider's start value: ``default_steps`` when set, else by device.
 
-        CPU: :data:`CPU_DEFAULT_STEPS` (10). With the shipped weights, 10 steps
-        beat 0 on val (FT10 vs FF: SSIM 0.704 vs 0.703, mouth SSIM 0.813 vs
-        0.811; 20 steps: 0.815; ``weights/README.md``), and a click stays well
+        CPU: :data:`CPU_DEFAULT_STEPS` (40). With the shipped weights and the
+        default fine-tuning recipe, mouth SSIM on val rises with the steps
+        (FF 0.811, FT10 0.815, FT20 0.815, FT30 0.816, FT40 0.817; SSIM 0.703
+        → 0.704; sharpness 86 → 93; ``weights/README.md``), and a click stays
         under 30 s: ``scripts/bench_app_click.py`` on a 2-core AMD EPYC (Zen 3),
-        astronaut photo, 5 s motion, medians of 3 clicks: 13.8 s with 0 steps,
-        23.5 s with 10, 25.8 s with 20. GPU: :data:`GPU_DEFAULT_STEPS`.
+        astronaut photo, 5 s motion, medians of 3 clicks: 12.8 s with 0 steps,
+        22.1 s with 20, 28.0 s with 40. GPU: :data:`GPU_DEFAULT_STEPS`.
         """
         steps = self.default_steps
         if steps is None:
