@@ -193,11 +193,12 @@ def _finetune(
     from talking_head.animation import pipeline
 
     torch.manual_seed(args.seed)
+    config = pipeline.FinetuneConfig(seed=args.seed)
     with _progress_bar("fine-tuning", args.steps) as bar:
 
         def on_step(step: int, total: int, losses: dict[str, float]) -> None:
             shown = {"content": f"{losses['content']:.3f}"}
-            if losses["discriminator"]:  # D' runs only with adversarial weights (not by default)
+            if config.loss.adversarial_on:  # D' runs only with adversarial weights (not by default)
                 shown["d"] = f"{losses['discriminator']:.3f}"
             bar.set_postfix(shown, refresh=False)
             bar.update(1)
@@ -208,7 +209,7 @@ def _finetune(
             person,
             args.steps,
             callback=on_step,
-            config=pipeline.FinetuneConfig(seed=args.seed),
+            config=config,
             precision=precision,
         )
     tune_s = time.perf_counter() - tune_start

@@ -85,6 +85,11 @@ class LossConfig:
         if problems:
             raise ValueError("invalid LossConfig: " + "; ".join(problems))
 
+    @property
+    def adversarial_on(self) -> bool:
+        """Whether the generator's loss has an adversarial term (−D(x̂) or feature matching), so D must run."""
+        return self.adversarial_weight > 0 or self.feature_matching_weight > 0
+
     @classmethod
     def arxiv_v1(cls, **overrides: Any) -> LossConfig:
         """The weights of arXiv v1 (1905.08233v1): VGG19 1e-2, VGGFace 2e-3, match 80."""
