@@ -10,6 +10,10 @@ FAN: no face detector at all). A full-frame search runs when
   than half the box size, or size changed by more than 2x: the lost-test),
 - or every ``redetect_every`` frames, so that drift cannot accumulate.
 
+Landmarks that jump for one frame (``face.jumps``: an outlier frame, or one
+step many times the motion around it) are replaced by interpolation of the
+frames around them, and those frames are no longer counted as ``found``.
+
 Frames where no face is found are filled afterwards. Gaps of at most
 ``max_gap`` frames between two found frames are linearly interpolated; gaps at
 the start or end of the clip (nothing to interpolate from) hold the nearest
@@ -34,6 +38,7 @@ import numpy as np
 
 from talking_head.errors import EmptyVideoError, NoFaceError, TrackFormatError
 from talking_head.face.detection import NUM_LANDMARKS, FaceLandmarks, LandmarkDetector
+from talking_head.face.jumps import find_jumps, interpolate_frames
 from talking_head.media.frame_rate import frame_rate_indices
 
 TRACK_FORMAT_VERSION = 1
@@ -98,6 +103,23 @@ class LandmarkTrack:
             self.frame_size,
             [(start, min(end, keep - 1)) for start, end in self.long_gaps if start < keep],
         )
+
+    def without_jumps(self) -> tuple[LandmarkTrack, list[int]]:
+        """The track with single-frame landmark jumps interpolated (``face.jumps``), and the frames replaced.
+
+        Replaced frames are marked not ``found``; the track itself is returned when there is no jump.
+        """
+        sizes = (self.boxes[:, 2:] - self.boxes[:, :2]).max(axis=1)[self.found]
+        face_size = float(np.median(sizes)) if len(sizes) else 0.0
+        reject = find_jumps(self.points, self.found & self.usable, face_size, self.fps)
+        if not reject.any():
+            return self, []
+        points, boxes = self.points.copy(), self.boxes.copy()
+        interpolate_frames(points, reject)
+        interpolate_frames(boxes, reject)
+        found = self.found & ~reject
+        track = LandmarkTrack(points, boxes, found, self.fps, self.backend, self.frame_size, self.long_gaps)
+        return track, [int(i) for i in np.flatnonzero(reject)]
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the track to ``path`` as a compressed .npz (plain arrays, no pickles)."""
@@ -335,7 +357,8 @@ def track_landmarks(
         )
     points_arr, boxes_arr = np.stack(points), np.stack(boxes)
     long_gaps = fill_gaps(points_arr, boxes_arr, found_arr, max_gap)
-    return LandmarkTrack(points_arr, boxes_arr, found_arr, fps, detector.name, frame_size, long_gaps)
+    track = LandmarkTrack(points_arr, boxes_arr, found_arr, fps, detector.name, frame_size, long_gaps)
+    return track.without_jumps()[0]
 
 
 def _check_frame_size(frame: np.ndarray, frame_size: tuple[int, int] | None, index: int) -> tuple[int, int]:
