@@ -39,7 +39,15 @@ from talking_head.animation.pipeline import DEFAULT_SMOOTHING
 from talking_head.errors import TalkingHeadError
 from talking_head.face.landmarks import BACKENDS
 from talking_head.web import previews
-from talking_head.web.inputs import MODES, render_request, upload_paths
+from talking_head.web.inputs import (
+    MAX_SMOOTHING,
+    MODES,
+    OUTPUT_SIZES,
+    check_backend,
+    check_clip_seconds,
+    render_request,
+    upload_paths,
+)
 from talking_head.web.job import PreparedJob, RenderOutcome, prepare_job, run_job
 from talking_head.web.limits import AppLimits, gpu_duration
 from talking_head.web.previews import example_motions, landmark_preview, motion_preview
@@ -54,7 +62,6 @@ EXAMPLE_MOTIONS = EXAMPLES / "motions"
 # One render at a time per process: a job holds the model's activations and two
 # video encoders; simultaneous users wait in the queue instead of exhausting memory.
 CONCURRENCY_LIMIT = 1
-OUTPUT_SIZES = (256, 384, 512, 768, 1024)  # choices of the result's longer side, pixels
 # 0 = the model's own size: the default, because upscaling adds no detail and
 # encoding a 512 px result took ~4x longer than 256 px on the 2-core CPU.
 DEFAULT_OUTPUT_SIZE = 0
@@ -117,6 +124,38 @@ def user_errors(handler: Callable) -> Callable:
             ) from error
 
     return wrapped
+
+
+# ----- settings widgets: the handler checks their values -------------------------------------
+# Gradio checks a slider's range and a radio's or dropdown's choices before the handler runs,
+# with a message that names no setting ("Value 500 is greater than maximum value 100.") and a
+# traceback in the server log. These widgets pass an API caller's value on as sent;
+# web.inputs.check_request names the setting, its range and what to do, and a longer
+# max_seconds than the limit is trimmed to the limit instead of refused.
+
+
+class SettingSlider(gr.Slider):
+    def get_block_name(self) -> str:
+        return "slider"
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
+
+
+class SettingRadio(gr.Radio):
+    def get_block_name(self) -> str:
+        return "radio"
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
+
+
+class SettingDropdown(gr.Dropdown):
+    def get_block_name(self) -> str:
+        return "dropdown"
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
 
 
 # ----- the animate tab ------------------------------------------------------------------
@@ -215,6 +254,7 @@ def _clear_if(value: Any) -> Any:
 # ----- the landmarks tab (the interim page, kept: it costs one handler) ---------------------
 
 
+@user_errors
 def run_landmarks(
     file_path: str | None,
     backend: str = "auto",
@@ -228,17 +268,12 @@ def run_landmarks(
     if not file_path:
         raise gr.Error("Upload a photo or a clip first.", print_exception=False)
     stages = {"landmarks": "Finding landmarks", "overlay": "Drawing the overlay"}
-    try:
-        image, clip, status = landmark_preview(
-            file_path,
-            backend,
-            float(max_seconds),
-            progress=lambda stage, done, total: progress(
-                (done, total), desc=stages.get(stage, stage), unit="frames"
-            ),
-        )
-    except TalkingHeadError as error:
-        raise gr.Error(str(error), print_exception=False) from error
+    image, clip, status = landmark_preview(
+        file_path,
+        check_backend(backend),
+        check_clip_seconds(max_seconds, MAX_CLIP_SECONDS),
+        progress=lambda stage, done, total: progress((done, total), desc=stages.get(stage, stage), unit="frames"),
+    )
     return image, str(clip) if clip is not None else None, status
 
 
@@ -246,13 +281,13 @@ def _landmarks_tab() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             source = gr.File(label="Photo or clip", type="filepath")
-            backend = gr.Dropdown(
+            backend = SettingDropdown(
                 choices=list(BACKENDS),
                 value="auto",
                 label="Landmark detector",
                 info="auto: FAN (the paper's) when its weights load, else dlib",
             )
-            max_seconds = gr.Slider(
+            max_seconds = SettingSlider(
                 1, MAX_CLIP_SECONDS, value=DEFAULT_CLIP_SECONDS, step=1, label="Clip seconds to process"
             )
             button = gr.Button("Find landmarks")
@@ -332,20 +367,20 @@ def _driving_inputs(limits: AppLimits) -> tuple[gr.File, gr.Video, gr.Video]:
 def _advanced_settings(limits: AppLimits) -> list[gr.components.Component]:
     """Motion mode, smoothing, seconds, paste-back, output size, watermark (in this order)."""
     with gr.Accordion("Advanced", open=False):
-        mode = gr.Radio(
+        mode = SettingRadio(
             list(MODES),
             value="relative",
             label="Motion",
             info="relative: keep the person's face shape and add the driver's motion; absolute: the driver's landmarks (the paper's)",
         )
-        smoothing = gr.Slider(
+        smoothing = SettingSlider(
             0,
-            5,
+            MAX_SMOOTHING,
             value=DEFAULT_SMOOTHING,
             step=0.5,
             label="Smoothing of the driving landmarks (frames)",
         )
-        max_seconds = gr.Slider(
+        max_seconds = SettingSlider(
             min(0.5, limits.max_driving_seconds / 2),  # below the maximum even for tiny limits
             limits.max_driving_seconds,
             value=min(DEFAULT_SECONDS, limits.max_driving_seconds),
@@ -353,7 +388,7 @@ def _advanced_settings(limits: AppLimits) -> list[gr.components.Component]:
             label="Seconds of the driving motion to use",
         )
         paste_back = gr.Checkbox(value=False, label="Paste the face back into the photo")
-        output_size = gr.Dropdown(
+        output_size = SettingDropdown(
             [("the model's size", 0)] + [(f"{s} px", s) for s in OUTPUT_SIZES if s <= limits.max_output_size],
             value=DEFAULT_OUTPUT_SIZE,
             label="Output size (pixels, longer side)",
@@ -377,7 +412,7 @@ def _animate_tab(state: AppState) -> None:
         with gr.Column(scale=1):
             photos, faces = _photo_inputs(limits)
             driving_motion, motion_sketch, driving_clip = _driving_inputs(limits)
-            steps = gr.Slider(
+            steps = SettingSlider(
                 0,
                 limits.max_steps,
                 value=state.initial_steps(),

@@ -133,21 +133,20 @@ def _animate(
     clip: Path | None = None,
     seconds: float = 1,
     steps: int = 0,
+    **settings,
 ):
     from gradio_client import handle_file
 
+    values = {"mode": "relative", "smoothing": 1.0, "paste_back": False, "output_size": 256, "watermark": True}
+    values.update(settings)
     return client.predict(
         photos=[handle_file(str(p)) for p in photos],
         driving_clip=handle_file(str(clip)) if clip else None,
         driving_motion=handle_file(str(motion)) if motion else None,
         steps=steps,
-        mode="relative",
-        smoothing=1.0,
         max_seconds=seconds,
-        paste_back=False,
-        output_size=256,
-        watermark=True,
         api_name="/animate",
+        **values,
     )
 
 
@@ -196,6 +195,34 @@ def test_user_errors_are_specific_and_the_server_keeps_serving(
     video, _, _ = _animate(client, [astronaut_path], motion=MOTION, seconds=1)
     assert probe_video(_video_path(video)).num_frames == 25
     assert "Traceback" not in server.log.read_text().split("Running on")[0]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"steps": 500}, r"Fine-tuning steps \(steps=500\) must be a whole number from 0 to 100 on this server"),
+        ({"smoothing": 50}, r"Smoothing of the driving landmarks \(smoothing=50\) must be a number of frames from 0 to 5"),
+        ({"mode": "sideways"}, r"Motion \(mode='sideways'\) must be 'relative' or 'absolute'"),
+        ({"output_size": 5000}, r"Output size \(output_size=5000\) must be 0 \(the model's size\) or a whole number"),
+    ],
+    ids=["steps", "smoothing", "mode", "output_size"],
+)
+def test_out_of_range_settings_name_the_setting_and_log_no_traceback(
+    server: AppServer, astronaut_path: Path, settings: dict, message: str
+) -> None:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=message):
+        _animate(_client(server), [astronaut_path], motion=MOTION, **settings)
+    log = server.log.read_text()
+    assert "Traceback" not in log and "greater than maximum" not in log and "not in the list of choices" not in log
+
+
+def test_more_seconds_than_the_limit_are_trimmed_not_refused(server: AppServer, astronaut_path: Path) -> None:
+    video, _, status = _animate(_client(server), [astronaut_path], motion=MOTION, seconds=60)
+    assert probe_video(_video_path(video)).num_frames == 50  # the server's limit: 2 s of the 25 fps motion
+    assert "the first 2 s were used (this server's limit)" in status
+    assert "Traceback" not in server.log.read_text()
 
 
 def test_four_concurrent_requests_complete(server: AppServer, astronaut_path: Path) -> None:

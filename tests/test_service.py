@@ -163,7 +163,8 @@ def test_a_motion_is_trimmed_to_the_limit_with_a_notice(model, detector, astrona
     request = RenderRequest(photos=(str(astronaut_path),), driving=str(MOTION), max_seconds=30)
     job = prepare_job(request, LIMITS, detector, model.config.image_size)
     assert job.num_frames == 50  # 2 s (the limit) of the 25 fps motion
-    assert job.notices == ["the driving motion is 5.0 s long; the first 2 s were used"]
+    # 30 s is above the limit: trimmed to it, and the notice says why (no refusal)
+    assert job.notices == ["the driving motion is 5.0 s long; the first 2 s were used (this server's limit)"]
     assert job.motion.video is None and job.backend == "dlib"
 
 
@@ -180,9 +181,9 @@ def test_inputs_are_checked_before_any_work(model, detector, astronaut_path: Pat
         prepare(photos=(photo,) * 9)
     with pytest.raises(TalkingHeadError, match="no photo was given"):
         prepare(photos=())
-    with pytest.raises(TalkingHeadError, match="unknown motion mode"):
+    with pytest.raises(TalkingHeadError, match=r"motion \(mode='sideways'\) must be 'relative' or 'absolute'"):
         prepare(mode="sideways")
-    with pytest.raises(TalkingHeadError, match="between 0 and 100"):
+    with pytest.raises(TalkingHeadError, match=r"fine-tuning steps \(steps=101\) must be a whole number from 0 to 100"):
         prepare(steps=101)
     with pytest.raises(UnsupportedFileError, match=r"photo 2 \('notes.txt'\)"):
         prepare(photos=(photo, str(text_file)))
@@ -420,10 +421,13 @@ def test_a_cut_clip_is_called_incomplete(model, detector, tmp_path: Path) -> Non
     [
         ({"steps": 2.5}, "whole number"),
         ({"steps": float("nan")}, "whole number"),
-        ({"smoothing": float("nan")}, "smoothing must be"),
+        ({"smoothing": float("nan")}, "smoothing of the driving landmarks (smoothing=nan) must be"),
+        ({"smoothing": 50}, "smoothing of the driving landmarks (smoothing=50) must be a number of frames from 0 to 5"),
+        ({"steps": 500}, "fine-tuning steps (steps=500) must be a whole number from 0 to 100 on this server"),
+        ({"steps": "many"}, "fine-tuning steps (steps='many') must be a whole number"),
         ({"max_seconds": float("inf")}, "seconds of the driving motion"),
         ({"max_seconds": -1.0}, "seconds of the driving motion"),
-        ({"output_size": 100000}, "output size"),
+        ({"output_size": 100000}, "output size (output_size=100000) must be 0 (the model's size) or a whole number"),
     ],
 )
 def test_settings_are_checked_not_rounded(model, detector, tmp_path: Path, fields: dict, reason: str) -> None:

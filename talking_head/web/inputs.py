@@ -19,6 +19,7 @@ import numpy as np
 from talking_head.animation.overlay import media_kind
 from talking_head.animation.pipeline import DEFAULT_SMOOTHING
 from talking_head.errors import NoFaceError, TalkingHeadError, UnsupportedFileError
+from talking_head.face.landmarks import BACKENDS
 from talking_head.face.tracking import LandmarkTrack, check_driving_track
 from talking_head.media.images import load_image
 from talking_head.media.video import probe_video
@@ -30,6 +31,9 @@ MODES = ("relative", "absolute")
 # A driving clip whose face is found in fewer frames than this is refused:
 # the gaps would be held still and the result would freeze.
 MIN_DRIVING_FACE_FRACTION = 0.5
+MAX_SMOOTHING = 5.0  # largest smoothing of the driving landmarks, Gaussian sigma in frames (the page's slider)
+MIN_OUTPUT_SIZE = 16  # smallest longer side of the result, pixels
+OUTPUT_SIZES = (256, 384, 512, 768, 1024)  # the page's choices of the result's longer side, pixels
 
 
 def check_upload(path: str | os.PathLike | None, what: str, limits: AppLimits) -> Path:
@@ -152,42 +156,112 @@ def _finite_number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _setting_error(label: str, name: str, value: object, allowed: str, advice: str) -> TalkingHeadError:
+    """A refusal naming the setting as the page shows it and as the API calls it, its range and what to do."""
+    return TalkingHeadError(f"{label} ({name}={value!r}) must be {allowed}; {advice}")
+
+
+def _check_steps(value: object, limits: AppLimits) -> int:
+    steps = _finite_number(value)
+    if steps is None or not steps.is_integer() or not 0 <= steps <= limits.max_steps:
+        raise _setting_error(
+            "fine-tuning steps",
+            "steps",
+            value,
+            f"a whole number from 0 to {limits.max_steps} on this server",
+            "0 uses the model as it is (fastest); more steps fit it to the person and take longer",
+        )
+    return int(steps)
+
+
+def _check_smoothing(value: object) -> float:
+    smoothing = _finite_number(value)
+    if smoothing is None or not 0 <= smoothing <= MAX_SMOOTHING:
+        raise _setting_error(
+            "smoothing of the driving landmarks",
+            "smoothing",
+            value,
+            f"a number of frames from 0 to {MAX_SMOOTHING:g}",
+            "0 turns it off, 1 is the default",
+        )
+    return smoothing
+
+
+def _check_seconds(value: object, limits: AppLimits) -> None:
+    seconds = _finite_number(value)
+    if seconds is None or seconds <= 0:
+        raise _setting_error(
+            "seconds of the driving motion to use",
+            "max_seconds",
+            value,
+            "a number of seconds above 0",
+            f"a longer value than this server's limit ({limits.max_driving_seconds:g} s) is fine: "
+            "the motion is trimmed to the limit",
+        )
+
+
+def _check_output_size(value: object, limits: AppLimits) -> int:
+    size = _finite_number(value)
+    if size is None or not size.is_integer() or not MIN_OUTPUT_SIZE <= size <= limits.max_output_size:
+        raise _setting_error(
+            "output size",
+            "output_size",
+            value,
+            f"0 (the model's size) or a whole number of pixels from {MIN_OUTPUT_SIZE} to {limits.max_output_size}",
+            f"the page offers {', '.join(str(size) for size in OUTPUT_SIZES if size <= limits.max_output_size)}",
+        )
+    return int(size)
+
+
+def check_clip_seconds(value: object, limit: float) -> float:
+    """The landmarks tab's seconds of a clip to process: a number above 0, trimmed to ``limit``."""
+    seconds = _finite_number(value)
+    if seconds is None or seconds <= 0:
+        raise _setting_error(
+            "clip seconds to process",
+            "max_seconds",
+            value,
+            "a number of seconds above 0",
+            f"at most {limit:g} s of a clip are processed; a longer value is trimmed to that",
+        )
+    return min(seconds, limit)
+
+
+def check_backend(value: object) -> str:
+    """The landmarks tab's detector: one of :data:`~talking_head.face.landmarks.BACKENDS`."""
+    if value not in BACKENDS:
+        raise _setting_error(
+            "landmark detector",
+            "backend",
+            value,
+            f"one of {', '.join(BACKENDS)}",
+            "auto uses FAN when its weights load, else dlib",
+        )
+    return str(value)
+
+
 def check_request(request: RenderRequest, limits: AppLimits) -> RenderRequest:
-    """Check every setting (before any work); the request with whole-number steps."""
+    """Check every setting (before any work); the request with whole-number steps.
+
+    Each refusal names the setting as the page labels it and as the API
+    calls it, with its range. ``max_seconds`` above the limit is no error:
+    the motion is trimmed to ``limits.max_driving_seconds``, with a notice.
+    """
     _check_photo_count(request.photos, limits)
     if request.mode not in MODES:
-        raise TalkingHeadError(f"unknown motion mode {request.mode!r}; use 'relative' or 'absolute'")
-    steps = _finite_number(request.steps)
-    if steps is None or not steps.is_integer():
-        raise TalkingHeadError(
-            f"fine-tuning steps must be a whole number between 0 and {limits.max_steps}, got {request.steps!r}"
+        raise _setting_error(
+            "motion",
+            "mode",
+            request.mode,
+            "'relative' or 'absolute'",
+            "relative keeps the person's face shape, absolute uses the driver's landmarks",
         )
-    if not 0 <= steps <= limits.max_steps:
-        raise TalkingHeadError(
-            f"fine-tuning steps must be between 0 and {limits.max_steps}, got {request.steps}"
-        )
-    smoothing = _finite_number(request.smoothing)
-    if smoothing is None or smoothing < 0:
-        raise TalkingHeadError(
-            f"smoothing must be a number of frames ≥ 0 (0 = off), got {request.smoothing!r}"
-        )
+    steps = _check_steps(request.steps, limits)
+    smoothing = _check_smoothing(request.smoothing)
     if request.max_seconds is not None:
-        seconds = _finite_number(request.max_seconds)
-        if seconds is None or seconds <= 0:
-            raise TalkingHeadError(
-                f"seconds of the driving motion must be a number above 0 (at most {limits.max_driving_seconds:g}), "
-                f"got {request.max_seconds!r}"
-            )
-    output_size = None
-    if request.output_size is not None:
-        size = _finite_number(request.output_size)
-        if size is None or not size.is_integer() or not 16 <= size <= limits.max_output_size:
-            raise TalkingHeadError(
-                f"the output size must be a whole number of pixels up to {limits.max_output_size}, "
-                f"got {request.output_size!r}"
-            )
-        output_size = int(size)
-    return dataclasses.replace(request, steps=int(steps), smoothing=float(smoothing), output_size=output_size)
+        _check_seconds(request.max_seconds, limits)
+    output_size = None if request.output_size is None else _check_output_size(request.output_size, limits)
+    return dataclasses.replace(request, steps=steps, smoothing=float(smoothing), output_size=output_size)
 
 
 def check_usable_driving(track: LandmarkTrack, label: str) -> None:
@@ -202,7 +276,12 @@ def check_usable_driving(track: LandmarkTrack, label: str) -> None:
         )
 
 
+def _limit_note(seconds: float, limits: AppLimits) -> str:
+    return " (this server's limit)" if seconds >= limits.max_driving_seconds else ""
+
+
 def seconds_to_use(request: RenderRequest, limits: AppLimits) -> float:
+    """Seconds of the driving motion to use: ``request.max_seconds``, at most the limit (longer asks are trimmed)."""
     wanted = (
         request.max_seconds if request.max_seconds and request.max_seconds > 0 else limits.max_driving_seconds
     )
@@ -216,7 +295,10 @@ def load_driving_track(path: Path, seconds: float, limits: AppLimits, notices: l
     check_driving_track(track, label)
     duration = len(track) / track.fps
     if duration > seconds + 1e-6:
-        notices.append(f"the driving motion is {duration:.1f} s long; the first {seconds:g} s were used")
+        notices.append(
+            f"the driving motion is {duration:.1f} s long; the first {seconds:g} s were used"
+            f"{_limit_note(seconds, limits)}"
+        )
         track = track.head(math.ceil(seconds * track.fps - 1e-6))
     if track.fps > limits.max_fps:
         notices.append(
@@ -236,6 +318,7 @@ def probe_driving_clip(path: Path, seconds: float, limits: AppLimits, notices: l
     if info.duration > seconds + 1e-6:
         notices.append(
             f"the driving clip is {info.duration:.1f} s long; only the first {seconds:g} s were used"
+            f"{_limit_note(seconds, limits)}"
         )
     if info.fps > limits.max_fps:
         notices.append(f"the driving clip is at {info.fps:g} fps; it was resampled to {limits.max_fps:g} fps")
