@@ -15,6 +15,7 @@ Run ``python app.py`` (http://127.0.0.1:7860); ``--host``, ``--port`` and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import logging
 import os
@@ -34,6 +35,7 @@ except ImportError:  # the app also runs without the `spaces` package
 
 import gradio as gr
 import numpy as np
+from starlette.middleware import Middleware
 
 from talking_head.animation.pipeline import DEFAULT_SMOOTHING
 from talking_head.errors import TalkingHeadError
@@ -50,7 +52,9 @@ from talking_head.web.inputs import (
 )
 from talking_head.web.job import PreparedJob, RenderOutcome, prepare_job, run_job
 from talking_head.web.limits import AppLimits, gpu_duration
+from talking_head.web.page_text import DESCRIPTION
 from talking_head.web.previews import example_motions, landmark_preview, motion_preview
+from talking_head.web.queue_time import ArrivalTimes, queue_seconds, with_queue_time
 from talking_head.web.state import AppState, load_app_state
 
 logger = logging.getLogger("talking_head.app")
@@ -70,19 +74,6 @@ DEFAULT_SECONDS = 5.0  # the max-seconds slider's start value
 MAX_CLIP_SECONDS = 60.0
 DEFAULT_CLIP_SECONDS = 10.0
 
-DESCRIPTION = """\
-# Few-shot talking heads
-Upload one or more **photos of one person**, pick a **driving motion** (an example, your own clip, or a webcam
-recording) and get an MP4 of the photo moving like the driver, with a landmark overlay that shows what drove it.
-An implementation of [Zakharov et al., *Few-Shot Adversarial Learning of Realistic Neural Talking Head Models*
-(ICCV 2019)](https://arxiv.org/abs/1905.08233). Fine-tuning steps adapt the model to the person (0 = the paper's
-feed-forward use, fastest).
-
-**Responsible use:** only animate people who agreed to it, and never present the result as a real recording.
-Every video carries a "synthetic" tag in its metadata and, by default, a visible mark.
-"""
-
-
 _STATE: AppState | None = None
 
 
@@ -91,7 +82,7 @@ def load_state() -> AppState:
     global _STATE
     if _STATE is None:
         _STATE = load_app_state()
-        logger.info("%s; landmarks: %s", _STATE.weights.describe(), _STATE.detector.name)
+        logger.info("serving model %s; landmarks: %s", _STATE.weights.describe(), _STATE.detector.name)
     return _STATE
 
 
@@ -134,28 +125,26 @@ def user_errors(handler: Callable) -> Callable:
 # max_seconds than the limit is trimmed to the limit instead of refused.
 
 
-class SettingSlider(gr.Slider):
-    def get_block_name(self) -> str:
-        return "slider"
+class _AsSent:
+    """Mixin for a Gradio widget: its value reaches the handler as sent, drawn by the widget's own front end."""
 
     def preprocess(self, payload: Any) -> Any:
         return payload
 
-
-class SettingRadio(gr.Radio):
     def get_block_name(self) -> str:
-        return "radio"
-
-    def preprocess(self, payload: Any) -> Any:
-        return payload
+        return type(self).__mro__[2].__name__.lower()  # the Gradio component after this mixin
 
 
-class SettingDropdown(gr.Dropdown):
-    def get_block_name(self) -> str:
-        return "dropdown"
+class SettingSlider(_AsSent, gr.Slider):
+    pass
 
-    def preprocess(self, payload: Any) -> Any:
-        return payload
+
+class SettingRadio(_AsSent, gr.Radio):
+    pass
+
+
+class SettingDropdown(_AsSent, gr.Dropdown):
+    pass
 
 
 # ----- the animate tab ------------------------------------------------------------------
@@ -194,8 +183,13 @@ def animate(
     output_size: float = DEFAULT_OUTPUT_SIZE,
     watermark: bool = True,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker through this default
+    request: gr.Request | None = None,
 ) -> tuple[str, str | None, str]:
-    """Event handler and API endpoint ``/animate``: (result MP4, overlay MP4, status line)."""
+    """Event handler and API endpoint ``/animate``: (result MP4, overlay MP4, status line).
+
+    The status line includes the time the request waited in the queue (Gradio passes ``request``).
+    """
+    waited = queue_seconds(request.request if request is not None else None)
     state = load_state()
     model = state.weights.require()
     request = render_request(
@@ -218,6 +212,7 @@ def animate(
         model.config.image_size,
         progress=lambda fraction, desc: progress(fraction, desc=desc),
     )
+    job = dataclasses.replace(job, timings=with_queue_time(job.timings, waited))
     for notice in job.notices:
         gr.Info(_sentence(notice))
     outcome = render_on_gpu(job, progress)
@@ -495,4 +490,5 @@ if __name__ == "__main__":
         share=args.share,
         show_error=False,
         max_file_size=load_state().limits.max_upload_bytes,
+        app_kwargs={"middleware": [Middleware(ArrivalTimes)]},  # the status line's time in the queue
     )

@@ -14,6 +14,7 @@ import logging
 import sys
 from typing import NoReturn
 
+DESCRIPTION = "Few-shot neural talking heads: landmarks, data, training, animation, evaluation, benchmarks."
 COMMANDS = {
     "landmarks": "Detect 68-point landmarks in a photo or a clip; write an overlay and tracks.",
     "prepare": "Prepare a folder of talking-face clips for meta-learning.",
@@ -48,7 +49,7 @@ def one_line(error: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; user errors print one line and return 2, never a traceback."""
-    parser = _Parser(prog="python -m talking_head", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m talking_head", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = _available_commands()

@@ -8,6 +8,7 @@ is printed after the concurrency test.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -243,6 +244,9 @@ def test_four_concurrent_requests_complete(server: AppServer, astronaut_path: Pa
         thread.join(timeout=300)
     assert not errors, errors
     assert all(probe_video(_video_path(r[0])).num_frames == 25 for r in results)
+    # One render at a time: the others waited, and their status lines say for how long.
+    waits = [float(m.group(1)) for r in results if (m := re.search(r"waiting in the queue ([\d.]+) s", r[2]))]
+    assert len(waits) >= 2 and all(wait >= 0.5 for wait in waits), [r[2] for r in results]
     peak = server.peak_rss_mb()
     print(f"4 concurrent requests: {time.perf_counter() - start:.1f} s; server peak RSS {peak:.0f} MB")
     assert peak < 3000  # bounded: one job at a time, frames streamed

@@ -12,7 +12,7 @@ from talking_head.training.hub import export_run, weights_files
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``export`` command's arguments to ``parser``."""
-    parser.add_argument("run", metavar="RUN", help="run folder written by `train` (holds checkpoint.pt)")
+    parser.add_argument("run", metavar="RUN", help="run folder written by the train command (holds checkpoint.pt)")
     parser.add_argument(
         "--out",
         required=True,

@@ -9,7 +9,7 @@ from talking_head.training.hub import push_folder
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``push`` command's arguments to ``parser``."""
-    parser.add_argument("folder", metavar="DIR", help="weights folder written by `export`")
+    parser.add_argument("folder", metavar="DIR", help="weights folder written by the export command")
     parser.add_argument(
         "--repo-id", required=True, metavar="NAME", help="Hub model repo, e.g. your-name/talking-head-cpu"
     )

@@ -172,7 +172,7 @@ def _decode(source: ImageSource, max_side: int | None, max_pixels: int | None, n
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageReadError(
             f"{name} cannot be read: the image data is damaged or incomplete (for example a cut-off "
-            "upload). Re-save or re-export the image and try again."
+            "copy or download). Re-save or re-export the image and try again."
         ) from error
 
 
@@ -230,7 +230,7 @@ def _open(source: ImageSource, name: str) -> Image.Image:
         if _is_heif(head):
             raise UnsupportedFileError(
                 f"{name} is a HEIC/AVIF photo, which cannot be read here. "
-                f"Convert it to JPEG or PNG (or upload a {ACCEPTED_IMAGE_TYPES} image)."
+                f"Convert it to JPEG or PNG (or use another {ACCEPTED_IMAGE_TYPES} image)."
             ) from error
         if head.startswith(_IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
             # Starts like an image but does not open: damaged rather than the wrong kind of file.
@@ -240,7 +240,7 @@ def _open(source: ImageSource, name: str) -> Image.Image:
             ) from error
         raise UnsupportedFileError(
             f"{name} is not an image (its content is not a picture, whatever its name). "
-            f"Please upload a {ACCEPTED_IMAGE_TYPES} image."
+            f"Use a {ACCEPTED_IMAGE_TYPES} image."
         ) from error
 
 

@@ -233,8 +233,8 @@ def _looks_truncated(path: Path, stderr: str) -> bool:
 
 def _truncated_error(path: Path) -> TruncatedVideoError:
     return TruncatedVideoError(
-        f"'{path.name}' is incomplete: the file ends before its video does (an interrupted upload, "
-        "download or recording). Upload the complete clip, or re-export it as MP4 (H.264) and try again."
+        f"'{path.name}' is incomplete: the file ends before its video does (an interrupted copy, "
+        "download or recording). Use the complete clip, or re-export it as MP4 (H.264) and try again."
     )
 
 

@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -48,10 +49,13 @@ class AppWeights:
         return self.model
 
     def describe(self) -> str:
-        """One line for the page: source, image size, device."""
+        """One line for the page: source, image size, device, e.g. ``weights/ (256 px, cpu)``."""
         if self.model is None:
             return f"no weights loaded ({self.source})"
-        return f"weights {self.source}: {self.model.config.image_size} px, device {model_device(self.model)}"
+        source = self.source
+        if Path(source).is_dir() and not source.endswith("/"):
+            source += "/"  # a folder, not a Hub repo id
+        return f"{source} ({self.model.config.image_size} px, {model_device(self.model)})"
 
 
 def weights_help(source: str, reason: str) -> str:
