@@ -52,7 +52,7 @@ from talking_head.web.inputs import (
 )
 from talking_head.web.job import PreparedJob, RenderOutcome, prepare_job, run_job
 from talking_head.web.limits import AppLimits, gpu_duration
-from talking_head.web.page_text import DESCRIPTION
+from talking_head.web.page_text import DESCRIPTION, licence_footer
 from talking_head.web.previews import example_motions, landmark_preview, motion_preview
 from talking_head.web.queue_time import ArrivalTimes, queue_seconds, with_queue_time
 from talking_head.web.state import AppState, load_app_state
@@ -458,6 +458,7 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
             _animate_tab(state)
         with gr.Tab("Landmarks"):
             _landmarks_tab()
+        gr.Markdown(licence_footer(), elem_id="licences")
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=state.limits.queue_size)
     return demo
 

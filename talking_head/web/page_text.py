@@ -1,4 +1,10 @@
-"""The page's own words: its introduction."""
+"""The page's own words: its introduction and the licence footer.
+
+:data:`LICENCES` is the one statement of what may be done with each part of
+the project; the page footer shows it, and the README, the model card's
+front matter and text, and ``LICENSE`` / ``weights/LICENSE`` say the same
+(``tests/test_licences.py`` checks that they agree).
+"""
 
 from __future__ import annotations
 
@@ -14,3 +20,29 @@ feed-forward use, fastest).
 Every video carries a "synthetic" tag in its metadata and, by default, a visible mark.
 """
 
+# What may be done with each part: (part, terms, why).
+LICENCES = (
+    ("Code", "Apache-2.0", "see LICENSE"),
+    (
+        "Model weights",
+        "research and non-commercial use only",
+        "trained on talking-face clips collected for research, with landmarks from dlib's 68-point model",
+    ),
+    (
+        "dlib's 68-point landmark model",
+        "non-commercial use only",
+        "trained on the iBUG 300-W data, whose terms exclude commercial use",
+    ),
+    (
+        "Example motions",
+        "research and non-commercial use only",
+        "landmark numbers tracked from the same research clips, no video pixels",
+    ),
+    ("Example photo", "public domain", "NASA, via scikit-image"),
+)
+
+
+def licence_footer() -> str:
+    """The page footer: one line per part, in Markdown."""
+    lines = [f"**{part}:** {terms} ({why})." for part, terms, why in LICENCES]
+    return "<small>\n\n" + "  \n".join(lines) + "\n\n</small>"
