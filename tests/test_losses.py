@@ -295,3 +295,67 @@ def test_weighted_extra_terms_are_the_weighted_losses_that_are_on() -> None:
         assert value.item() > 0 and terms[name].item() == pytest.approx(value.item(), rel=1e-6), name
     only_mouth = weighted_extra_terms(LossConfig(mouth_ssim_weight=1), opened, real, pts)
     assert list(only_mouth) == ["mouth_ssim"]
+
+
+def _bright_flat_pair() -> tuple[torch.Tensor, torch.Tensor]:
+    """A near-white, almost flat image and a slightly different one: bf16 variances cancel to garbage there."""
+    generator = torch.Generator().manual_seed(0)
+    target = 0.96 + 0.02 * torch.rand(2, 3, 64, 64, generator=generator)
+    pred = target + 0.01 * torch.randn(2, 3, 64, 64, generator=generator)
+    return pred.clamp(-1, 1), target
+
+
+def test_every_loss_is_float32_under_bf16_autocast() -> None:
+    """The SSIM-type terms computed in bf16 break on flat bright regions; under autocast they must equal fp32."""
+    from _synthetic import template_landmarks
+
+    from talking_head.nets.losses import (
+        detail_loss,
+        mouth_l1_loss,
+        mouth_ssim_loss,
+        ssim_loss,
+    )
+
+    pred, target = _bright_flat_pair()
+    points = torch.from_numpy(template_landmarks(64)).expand(2, 68, 2)
+    losses = {
+        "ssim": lambda p, t: ssim_loss(p, t),
+        "mouth_ssim": lambda p, t: mouth_ssim_loss(p, t, points),
+        "mouth_l1": lambda p, t: mouth_l1_loss(p, t, points),
+        "detail": lambda p, t: detail_loss(p, t),
+        "pixel": lambda p, t: pixel_content_loss(p, t),
+        "hinge": lambda p, t: d_hinge_loss(p.mean((1, 2, 3)), t.mean((1, 2, 3))),
+    }
+    for name, loss in losses.items():
+        expected = loss(pred, target)
+        leaf = pred.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = loss(leaf, target)
+        assert got.dtype == torch.float32, name
+        assert torch.isfinite(got), name
+        assert got.item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-6), name
+        got.backward()
+        assert torch.isfinite(leaf.grad).all(), name
+
+
+def test_ssim_loss_of_bf16_activations_is_computed_in_float32() -> None:
+    """A bf16 network output (as G gives under autocast) is scored like its float32 copy."""
+    from talking_head.nets.losses import float32_loss, ssim_per_sample
+
+    pred, target = _bright_flat_pair()
+    pred16 = pred.to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = ssim_per_sample(pred16, target)
+    assert got.dtype == torch.float32
+    assert torch.allclose(got, ssim_per_sample(pred16.float(), target), atol=1e-6)
+
+    seen = []
+
+    @float32_loss
+    def probe(x: torch.Tensor, pair: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        seen.extend([x.dtype, pair[0].dtype, torch.is_autocast_enabled("cpu")])
+        return torch.nn.functional.conv2d(x, torch.ones(1, 3, 3, 3)).mean()
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert probe(pred16, (pred16, pred16)).dtype == torch.float32
+    assert seen == [torch.float32, torch.float32, False]

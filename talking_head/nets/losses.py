@@ -10,17 +10,27 @@ Generator side (E, G and, in meta-learning, the embeddings W):
 Discriminator side: the hinge loss. Every function here is pure (tensors in,
 scalar tensor out) and unweighted except ``ContentLoss``, which applies the
 content weights of its ``LossConfig``; the trainer multiplies the others by
-``LossConfig.adversarial_weight`` etc. Losses are computed in float32 so they
-stay accurate under bf16/fp16 autocast.
+``LossConfig.adversarial_weight`` etc.
+
+Every loss runs in float32 with autocast switched off inside it
+(:func:`float32_loss`), whatever precision the networks run in. Under bf16
+autocast a convolution, a mean or a product stays bf16 even when its inputs
+were cast to float32 first, and bf16's 8-bit mantissa breaks the SSIM-type
+terms: a variance computed as E[x²] − E[x]² cancels to large negative values,
+the SSIM ratio's denominator reaches 0, and one −inf turns every weight into
+NaN a step later (seen at step 14–30 of 40 fine-tuning steps on 3 of 12 val
+faces). The networks themselves may stay bf16.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +50,45 @@ ENV_VGGFACE = "TALKING_HEAD_VGGFACE"
 
 def _env_source(name: str) -> str | None:
     return os.environ.get(name) or None
+
+
+def _to_float32(value: Any) -> Any:
+    """Floating tensors (also inside lists and tuples) as float32; anything else as it is."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_float32(v) for v in value)
+    return value
+
+
+def _device_types(values: Any) -> set[str]:
+    """The device types of the tensors in ``values`` (nested lists and tuples included)."""
+    if isinstance(values, torch.Tensor):
+        return {values.device.type}
+    if isinstance(values, (list, tuple)):
+        return set().union(*(_device_types(v) for v in values)) if values else set()
+    return set()
+
+
+def float32_loss(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run the loss ``fn`` in float32 with autocast off on its tensors' devices.
+
+    Its floating tensor arguments (lists and tuples of them too) are cast to
+    float32 first, so the whole computation, every conv, mean, product and
+    division, is float32 even when it is called under bf16 autocast. The
+    gradient flows back through the casts to the bf16 activations.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = [*args, *kwargs.values()]
+        with contextlib.ExitStack() as stack:
+            for device_type in _device_types(values):
+                if torch.amp.is_autocast_available(device_type):
+                    stack.enter_context(torch.autocast(device_type, enabled=False))
+            return fn(*_to_float32(args), **{k: _to_float32(v) for k, v in kwargs.items()})
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -149,6 +198,7 @@ def mouth_mask(points: torch.Tensor, image_size: int, pad: float = MOUTH_PAD) ->
     return (inside_y[:, :, None] & inside_x[:, None, :]).float()[:, None]
 
 
+@float32_loss
 def mouth_l1_loss(pred: torch.Tensor, target: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Mean |x̂ − x| inside the lip square of each sample (float32): where a warp cannot paint the mouth."""
     mask = mouth_mask(points, pred.shape[-1])
@@ -175,6 +225,7 @@ def _ssim_filter(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
 
 
+@float32_loss
 def ssim_per_sample(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean SSIM of each pair of (B, C, H, W) images in ``[-1, 1]`` (float32) → (B,).
 
@@ -221,6 +272,7 @@ def mouth_squares(
     return F.grid_sample(images.float(), grid, mode="bilinear", align_corners=False), inside
 
 
+@float32_loss
 def mouth_ssim_loss(pred: torch.Tensor, target: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """1 − SSIM of the lip squares at 64² (the mouth SSIM of evaluate), over the samples whose square fits."""
     squares, inside = mouth_squares(
@@ -236,6 +288,7 @@ _LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))  # cv2.Laplaci
 DETAIL_WINDOW = 8  # side of the windows whose Laplacian energy is matched
 
 
+@float32_loss
 def detail_energy(images: torch.Tensor, window: int = DETAIL_WINDOW) -> torch.Tensor:
     """RMS Laplacian of the gray image in each ``window``² tile: (B, 1, H/window, W/window), float32.
 
@@ -248,6 +301,7 @@ def detail_energy(images: torch.Tensor, window: int = DETAIL_WINDOW) -> torch.Te
     return (F.avg_pool2d(lap**2, window, ceil_mode=True) + 1e-6).sqrt()
 
 
+@float32_loss
 def detail_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean |E(x̂) − E(x)| of the tiles' detail energy (:func:`detail_energy`).
 
@@ -283,6 +337,7 @@ def weighted_extra_terms(
     return terms
 
 
+@float32_loss
 def d_hinge_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
     """Discriminator hinge loss: ``mean(relu(1 − D(x))) + mean(relu(1 + D(x̂)))``.
 
@@ -294,11 +349,13 @@ def d_hinge_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.
     return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
 
 
+@float32_loss
 def g_adversarial_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     """Generator adversarial loss: ``−mean(D(x̂))`` (the hinge-GAN generator term)."""
     return -fake_scores.float().mean()
 
 
+@float32_loss
 def feature_matching_loss(
     real_feats: Sequence[torch.Tensor], fake_feats: Sequence[torch.Tensor]
 ) -> torch.Tensor:
@@ -319,6 +376,7 @@ def feature_matching_loss(
     return total
 
 
+@float32_loss
 def embedding_match_loss(e_hat: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Embedding match L_MCH (unweighted): ``mean|ê − W|`` over batch and the N embedding dimensions.
 
@@ -333,6 +391,7 @@ def embedding_match_loss(e_hat: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return (e_hat.float() - w.float()).abs().mean()
 
 
+@float32_loss
 def pixel_content_loss(
     pred: torch.Tensor, target: torch.Tensor, scales: Sequence[int] = (1, 2, 4, 8)
 ) -> torch.Tensor:
@@ -362,10 +421,15 @@ def _feature_l1(extractor: nn.Module, pred: torch.Tensor, target: torch.Tensor) 
     """``Σ_l mean|φ_l(x̂) − φ_l(x)|`` over the extractor's taps (target side without gradients)."""
     with torch.no_grad():
         target_feats = extractor(target)
-    pred_feats = extractor(pred)
-    total = pred.new_zeros((), dtype=torch.float32)
-    for fake, real in zip(pred_feats, target_feats):
-        total = total + (fake.float() - real.float()).abs().mean()
+    return _features_l1(extractor(pred), target_feats)
+
+
+@float32_loss
+def _features_l1(fake_feats: Sequence[torch.Tensor], real_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``Σ_l mean|fake_l − real_l|`` in float32 (the extractor itself may run in bf16)."""
+    total = fake_feats[0].new_zeros(())
+    for fake, real in zip(fake_feats, real_feats):
+        total = total + (fake - real).abs().mean()
     return total
 
 
