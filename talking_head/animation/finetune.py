@@ -54,6 +54,7 @@ from talking_head.nets.losses import (
     g_adversarial_loss,
     weighted_extra_terms,
 )
+from talking_head.nets.finite import MAX_NONFINITE_STEPS, all_finite, module_finite, step_if_finite
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision, resolve_precision
 from talking_head.nets.tensors import images_to_tensor
@@ -73,8 +74,15 @@ FinetuneCallback = Callable[[int, int, dict[str, float]], "bool | None"]
 # not run at all: a step takes 0.41× as long (2-core Zen 3, 1 shot, 443 vs 1079 ms). With a D trained adversarially (a GPU run), pass
 # FinetuneConfig(loss=LossConfig(...)) with the paper's weights.
 def finetune_loss() -> LossConfig:
-    """The default loss of :class:`FinetuneConfig` (VGG sources from the environment, as ``LossConfig``)."""
+    """The default loss of :class:`FinetuneConfig` (VGG sources from the environment, as ``LossConfig``).
+
+    Without a VGG19 source in the environment the content loss is the pixel
+    one, the loss the shipped weights were meta-trained with, and no warning
+    is given: VGG is a training option, not something a user has to set up.
+    """
+    config = LossConfig()
     return LossConfig(
+        content_loss="auto" if config.vgg19_source else "pixel",
         mouth_weight=5.0,
         ssim_weight=2.0,
         mouth_ssim_weight=10.0,
@@ -195,8 +203,8 @@ def _train_step(
     content_loss: ContentLoss,
     loss_config: LossConfig,
     precision: Precision,
-) -> dict[str, float]:
-    """One D' update (hinge) then one G' update (L_CNT + L_ADV); returns the losses.
+) -> tuple[dict[str, float], bool]:
+    """One D' update (hinge) then one G' update (L_CNT + L_ADV); returns the losses and whether both stepped.
 
     L_CNT here is ``content_loss`` plus the extra terms ``loss_config`` turns on
     (:func:`~talking_head.nets.losses.weighted_extra_terms`, on the shots'
@@ -205,13 +213,18 @@ def _train_step(
     step is a content-only regression and the D' losses read 0: 2.4× faster
     per step on a 2-core CPU.
 
-    Forward passes run under ``precision``'s autocast; the losses are float32.
+    Forward passes run under ``precision``'s autocast; every loss is computed
+    in float32 with autocast off (:func:`~talking_head.nets.losses.float32_loss`).
+    An update whose loss or gradients are not finite is skipped
+    (:func:`~talking_head.nets.finite.step_if_finite`): weights and Adam's
+    state stay as they were, and the second value returned is False.
     """
     opt_g, opt_d = optimizers
     with precision.autocast():
         fake = generator(y, adain_params=psi, warp=warp)  # (B, 3, S, S)
     zero = torch.zeros((), device=fake.device)
     loss_d = adversarial = matching = zero
+    stepped_d = True
 
     if discriminator is not None:  # update D'
         discriminator.requires_grad_(True)
@@ -222,10 +235,10 @@ def _train_step(
         loss_d = d_hinge_loss(real_score, fake_score)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
-        opt_d.step()
+        stepped_d = step_if_finite(opt_d, loss_d)
 
     # Update G' (ψ and ψ') against the updated D'.
-    with precision.autocast():
+    with precision.autocast():  # VGG (when loaded) and D' run in the compute precision; the losses in float32
         terms = content_loss.terms(fake, x) | weighted_extra_terms(loss_config, fake, x, points)
         if discriminator is not None:
             discriminator.requires_grad_(False)
@@ -244,7 +257,7 @@ def _train_step(
     )
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
-    opt_g.step()
+    stepped_g = step_if_finite(opt_g, loss_g)
     losses = {
         "content": content,
         **{f"content_{name}": term for name, term in terms.items()},
@@ -253,7 +266,34 @@ def _train_step(
         "generator": loss_g,
         "discriminator": loss_d,
     }
-    return {name: value.item() for name, value in losses.items()}
+    return {name: value.item() for name, value in losses.items()}, stepped_d and stepped_g
+
+
+@dataclass
+class _FiniteState:
+    """The last fine-tuning state whose update was finite: G' (parameters and buffers) and ψ'."""
+
+    step: int  # the step after which it was taken (0: the start)
+    generator: dict[str, torch.Tensor]
+    psi: torch.Tensor
+
+    @classmethod
+    def take(cls, step: int, generator: nn.Module, psi: torch.Tensor) -> _FiniteState:
+        state = {k: v.detach().clone() for k, v in generator.state_dict().items()}
+        return cls(step, state, psi.detach().clone())
+
+    def restore(self, generator: nn.Module, psi: torch.Tensor) -> None:
+        with torch.no_grad():
+            generator.load_state_dict(self.generator)
+            psi.copy_(self.psi)
+
+
+def stopped_notice(step: int, steps: int, restored_step: int) -> str:
+    """What a user is told when fine-tuning stopped on non-finite values."""
+    return (
+        f"fine-tuning stopped at step {step} of {steps}: numerical problem; "
+        f"rendered with the state of step {restored_step}"
+    )
 
 
 def _person_networks(
@@ -296,7 +336,15 @@ def finetune_person(
     propagates as is). The base ``model`` is never modified. ``precision``
     (``auto``, ``bf16``, ``fp32``; ``None``: ``$TALKING_HEAD_PRECISION``, default
     ``auto``): bf16 runs the forward passes under autocast with channels_last
-    weights on a CPU; G', ψ', D', w' and Adam's moments stay float32.
+    weights on a CPU; G', ψ', D', w' and Adam's moments stay float32; the
+    losses are float32 in every precision.
+
+    A step whose loss or gradients are not finite is skipped (weights and
+    optimizer state untouched). After :data:`~talking_head.nets.finite.MAX_NONFINITE_STEPS`
+    in a row, or if any weight ends non-finite, the state after the last finite
+    step is restored and fine-tuning stops early; ``Person.finetune_notice``
+    then says so ("fine-tuning stopped at step N of M: numerical problem;
+    rendered with the state of step K"), and skipped steps are counted there too.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -304,7 +352,7 @@ def finetune_person(
         return person
     config = config or FinetuneConfig()
     device = model_device(model)
-    precision = resolve_precision(precision, device)
+    precision = resolve_precision(precision, device, task="train")
     generator, discriminator, psi, w = _person_networks(model, person, config.loss.adversarial_on)
     opt_g = torch.optim.Adam(
         [p for p in generator.parameters() if p.requires_grad] + [psi],
@@ -325,12 +373,14 @@ def finetune_person(
     num_shots = len(person.shots)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
+    good = _FiniteState.take(0, generator, psi)  # the last state reached by a finite update
+    skipped, notice = [], ""
     for step in range(1, steps + 1):
         batch = torch.from_numpy(_sample_batch(rng, num_shots, config.batch_size, config.flip)).to(device)
         warp = None
         if model.config.warp_guided:
             warp = training_warps(x_all, points_all, batch, num_shots, torch_rng, config)
-        losses = _train_step(
+        losses, finite = _train_step(
             generator,
             discriminator,
             psi,
@@ -345,16 +395,30 @@ def finetune_person(
             precision,
         )
         history.append(losses)
+        if finite:
+            good = _FiniteState.take(step, generator, psi)
+        else:
+            skipped.append(step)
+            logger.warning("fine-tuning step %d of %d skipped: a loss or gradient is not finite", step, steps)
+        if step - good.step >= MAX_NONFINITE_STEPS:  # several in a row: give up on this run
+            notice = stopped_notice(step, steps, good.step)
+            break
         if callback is not None and callback(step, steps, losses) is False:
             raise CancelledError(f"fine-tuning was cancelled after {step} of {steps} steps")
+    if notice or not (module_finite(generator) and all_finite([psi])):
+        notice = notice or stopped_notice(len(history), steps, good.step)
+        good.restore(generator, psi)  # never render from non-finite weights
+        logger.warning("%s", notice)
+    elif skipped:
+        notice = f"fine-tuning skipped {len(skipped)} of {steps} steps (numerical problem)"
     logger.info(
         "fine-tuned %d steps in %.1f s (content loss %.4f)",
-        steps,
+        len(history),
         time.perf_counter() - start,
         history[-1]["content"],
     )
     generator.eval().requires_grad_(False)
-    return person.with_finetuned(generator, psi.detach(), steps, history)
+    return person.with_finetuned(generator, psi.detach(), len(history), history, notice)
 
 
 @torch.inference_mode()

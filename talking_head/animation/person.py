@@ -79,6 +79,7 @@ class Person:
     generator: nn.Module | None = None  # G' after fine-tuning; None = the base model's G
     finetune_steps: int = 0  # fine-tuning steps run so far
     finetune_losses: list[dict[str, float]] = field(default_factory=list)  # losses per step
+    finetune_notice: str = ""  # what went wrong in fine-tuning (stopped early, skipped steps), "" when nothing
 
     @property
     def source_landmarks(self) -> np.ndarray:
@@ -86,7 +87,12 @@ class Person:
         return self.shot_landmarks[0]
 
     def with_finetuned(
-        self, generator: nn.Module, adain_params: torch.Tensor, steps: int, losses: list[dict[str, float]]
+        self,
+        generator: nn.Module,
+        adain_params: torch.Tensor,
+        steps: int,
+        losses: list[dict[str, float]],
+        notice: str = "",
     ) -> Person:
         """A copy holding a fine-tuned G' and ψ' (the crops and reports are shared)."""
         return replace(
@@ -95,6 +101,7 @@ class Person:
             adain_params=adain_params,
             finetune_steps=self.finetune_steps + steps,
             finetune_losses=self.finetune_losses + losses,
+            finetune_notice=notice,
         )
 
 

@@ -20,6 +20,7 @@ from talking_head.nets.losses import (
     g_adversarial_loss,
     weighted_extra_terms,
 )
+from talking_head.nets.finite import step_if_finite
 from talking_head.training.distributed import Dist, average_gradients
 from talking_head.training.networks import Networks
 
@@ -37,11 +38,14 @@ def update_d(
     """``steps`` D updates on the same x̂ (detached): hinge loss, plus the W side of L_MCH (ê detached).
 
     Returns the last update's ``loss_d``, ``loss_d_hinge``, ``d_real`` and
-    ``d_fake``; zeros when ``steps`` is 0 (the warm-up).
+    ``d_fake``; zeros when ``steps`` is 0 (the warm-up). ``d_skipped`` counts the
+    updates skipped because a loss or gradient was not finite
+    (:func:`~talking_head.nets.finite.step_if_finite`).
     """
     x, y, index = batch["target_image"], batch["target_landmarks"], batch["video_index"]  # (B, 3, H, W), (B,)
     discriminator = nets.discriminator
     discriminator.requires_grad_(True)
+    skipped = 0
     for _ in range(steps):
         nets.opt_d.zero_grad(set_to_none=True)
         with autocast:
@@ -57,7 +61,7 @@ def update_d(
             )
         loss_d.backward()
         average_gradients(nets.theta_params + nets.w_params, env)
-        nets.opt_d.step()
+        skipped += not step_if_finite(nets.opt_d, loss_d, nets.theta_params + nets.w_params)
     if steps == 0:
         loss_d = loss_d_hinge = torch.zeros((), device=env.device)
         real_score = fake_score = torch.zeros(1, device=env.device)
@@ -66,6 +70,7 @@ def update_d(
         "loss_d_hinge": loss_d_hinge,
         "d_real": real_score.mean(),
         "d_fake": fake_score.mean(),
+        "d_skipped": torch.tensor(float(skipped), device=env.device),
     }
 
 
@@ -84,7 +89,8 @@ def update_eg(
 
     D is frozen and in eval mode, so its power iterations stay put. Without
     ``adversarial`` (the warm-up) the D terms and the match term are left out.
-    Returns the losses for the stats line.
+    Returns the losses for the stats line; ``eg_skipped`` is 1 when the update
+    was skipped because a loss or gradient was not finite.
     """
     x, y, index = batch["target_image"], batch["target_landmarks"], batch["video_index"]
     discriminator = nets.discriminator
@@ -116,7 +122,7 @@ def update_eg(
     )
     loss_eg.backward()
     average_gradients(nets.eg_params, env)
-    nets.opt_eg.step()
+    stepped = step_if_finite(nets.opt_eg, loss_eg, nets.eg_params)
     return {
         "loss_eg": loss_eg,
         "loss_cnt": loss_cnt,
@@ -124,6 +130,7 @@ def update_eg(
         "loss_adv": loss_adv,
         "loss_fm": loss_fm,
         "loss_mch": loss_mch,
+        "eg_skipped": torch.tensor(0.0 if stepped else 1.0, device=env.device),
     }
 
 

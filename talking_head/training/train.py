@@ -82,6 +82,7 @@ import torch.distributed as dist
 
 from talking_head.errors import TalkingHeadError
 from talking_head.nets.config import ModelConfig
+from talking_head.nets.finite import MAX_NONFINITE_STEPS, module_finite
 from talking_head.nets.losses import LossConfig
 from talking_head.nets.precision import Precision, resolve_precision
 from talking_head.training.checkpoint import (
@@ -172,7 +173,7 @@ def train(
     ckpt_path = run_dir / CHECKPOINT_NAME
     checkpoint = read_checkpoint_for_resume(ckpt_path, resume, model_config, tc, env.device)
     _use_fast_cuda_kernels(env.device)
-    precision = resolve_precision(precision, env.device)
+    precision = resolve_precision(precision, env.device, task="train")
 
     # Load dataset.
     dataset = EpisodeDataset(data_dir, tc.k_shots, model_config.image_size, flip=tc.flip)
@@ -233,6 +234,7 @@ def _train_steps(
     match_weight = run.loss_config.embedding_match_weight if tc.variant == "ft" else 0.0
     interval, run_start = StatsInterval(), time.perf_counter()
     last_stats: dict[str, float] = {}
+    bad_in_row, ema_decay = 0, 0.0
     while step < tc.max_steps:
         batch = _next_batch(batches, tc, env.device)
 
@@ -251,8 +253,13 @@ def _train_steps(
         )
         step += 1
 
-        # Update EMA.
-        ema_decay = update_emas(nets, tc.ema_decay, step)
+        # Update EMA (not after a skipped update).
+        if eg_losses["eg_skipped"] == 0:
+            bad_in_row = 0
+            ema_decay = update_emas(nets, tc.ema_decay, step)
+        else:
+            bad_in_row += 1
+            logger.warning("step %d: E/G update skipped (a loss or gradient is not finite)", step)
 
         # Accumulate statistics; log.
         interval.add(eg_losses | d_losses)
@@ -268,9 +275,13 @@ def _train_steps(
             path = run.run_dir / SAMPLES_DIR / f"step_{step:07d}.png"
             save_sample_grid(path, fixed, nets.ema_embedder, nets.ema_generator, autocast)
 
-        # Save a checkpoint.
-        if step % tc.ckpt_every == 0 or step == tc.max_steps:
+        # Save a checkpoint (not while updates are being skipped).
+        if (step % tc.ckpt_every == 0 or step == tc.max_steps) and bad_in_row == 0:
             _save_state(run, step, run_start)
+
+        # After several non-finite updates in a row, go back to the last checkpoint.
+        if bad_in_row >= MAX_NONFINITE_STEPS:
+            step, bad_in_row = _restore_last_checkpoint(run, step), 0
     return step, last_stats, run_start
 
 
@@ -359,10 +370,44 @@ def _log_stats(line: dict[str, float]) -> None:
     )
 
 
+def _restore_last_checkpoint(run: _Run, step: int) -> int:
+    """Networks and optimizers back to the run's last checkpoint after non-finite updates; returns its step.
+
+    The data stream goes on (new episodes), so the same batches are not
+    replayed. Without a checkpoint yet, training goes on from where it is.
+    """
+    path = run.run_dir / CHECKPOINT_NAME
+    if not path.exists():
+        logger.warning(
+            "step %d: %d non-finite updates in a row and no checkpoint yet: going on", step, MAX_NONFINITE_STEPS
+        )
+        return step
+    checkpoint = torch.load(path, map_location=run.env.device, weights_only=True)
+    for name, module in run.nets.modules().items():
+        module.load_state_dict(checkpoint[name])
+    for name, optimizer, lr in (("opt_eg", run.nets.opt_eg, run.tc.lr_eg), ("opt_d", run.nets.opt_d, run.tc.lr_d)):
+        optimizer.load_state_dict(checkpoint[name])
+        for group in optimizer.param_groups:  # this call's learning rates, as on resume
+            group["lr"] = lr
+    if run.env.enabled:  # rank 0's copy everywhere (other nodes may not see the run folder's file)
+        broadcast_state(list(run.nets.modules().values()))
+    restored = int(checkpoint["step"])
+    logger.warning(
+        "step %d: %d non-finite updates in a row: restored the checkpoint of step %d and going on with new episodes",
+        step,
+        MAX_NONFINITE_STEPS,
+        restored,
+    )
+    return restored
+
+
 def _save_state(run: _Run, step: int, run_start: float) -> None:
-    """Check that the ranks agree, then (rank 0) write the checkpoint."""
+    """Check that the ranks agree, then (rank 0) write the checkpoint (never a non-finite one)."""
     nets, env = run.nets, run.env
     check_ranks_in_sync([nets.embedder, nets.generator, nets.discriminator], env)
+    if not module_finite(*nets.modules().values()):
+        logger.warning("step %d: a weight is not finite; the checkpoint is not saved", step)
+        return
     if env.is_main:
         save_checkpoint(
             run.run_dir / CHECKPOINT_NAME,
