@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -63,9 +64,56 @@ def test_auto_is_fp32_without_bf16_hardware(fresh_policy) -> None:
 @pytest.mark.parametrize(("speedup", "expected"), [(3.0, "bf16"), (0.5, "fp32")])
 def test_auto_follows_the_measurement(fresh_policy, speedup, expected) -> None:
     fresh_policy.setattr(precision_module, "cpu_bf16_flags", lambda: ("amx_bf16",))
-    fresh_policy.setattr(precision_module, "measure_cpu_bf16_speedup", lambda: speedup)
+    fresh_policy.setattr(precision_module, "measure_cpu_bf16_speedup", lambda task="render": speedup)
     auto = resolve_precision("auto", "cpu")
     assert auto.name == expected and "amx_bf16" in auto.reason
+
+
+def test_auto_decides_rendering_and_training_apart(fresh_policy, caplog) -> None:
+    measured = []
+
+    def measure(task: str = "render") -> float:
+        measured.append(task)
+        return {"render": 1.1, "train": 2.0}[task]
+
+    fresh_policy.setattr(precision_module, "cpu_bf16_flags", lambda: ("avx512_bf16",))
+    fresh_policy.setattr(precision_module, "measure_cpu_bf16_speedup", measure)
+    with caplog.at_level("INFO", logger="talking_head.nets.precision"):
+        render = resolve_precision("auto", "cpu")
+        train = resolve_precision("auto", "cpu", task="train")
+        assert resolve_precision("auto", "cpu", task="train") is train  # decided (and logged) once
+    assert render.name == "fp32" and render.task == "render" and "1.10×" in render.reason
+    assert train.name == "bf16" and train.task == "train" and train.channels_last
+    assert measured == ["render", "train"]
+    assert len([r for r in caplog.records if "precision auto" in r.getMessage()]) == 2  # once per task
+    assert resolve_precision(render, "cpu", task="train") is train  # a Precision is resolved again for the other task
+    with pytest.raises(ValueError, match="task"):
+        resolve_precision("auto", "cpu", task="inference")
+
+
+def test_the_measurement_is_the_median_of_interleaved_rounds(monkeypatch) -> None:
+    """Runs alternate fp32, bf16, fp32, ...; one slow bf16 round (a busy machine) does not change the verdict."""
+    clock = [0.0]
+    order = []
+    bf16_costs = iter([1.0, 5.0, 5.0, 100.0, 5.0, 5.0])  # warm-up, then 5 rounds with one outlier
+
+    def runner(task, precision):
+        def run() -> None:
+            order.append(precision.name)
+            clock[0] += 10.0 if precision.name == "fp32" else next(bf16_costs)
+
+        return run
+
+    monkeypatch.setattr(precision_module, "_task_runner", runner)
+    monkeypatch.setattr(precision_module.time, "perf_counter", lambda: clock[0])
+    assert precision_module.measure_bf16_speedup("render", rounds=5) == pytest.approx(2.0)
+    assert order == ["fp32", "bf16"] * 6
+
+
+@pytest.mark.parametrize("task", ["render", "train"])
+def test_the_measurement_runs_the_generator_each_way(task) -> None:
+    speedup = precision_module.measure_bf16_speedup(task, rounds=1)
+    assert math.isfinite(speedup) and speedup > 0
 
 
 def test_none_reads_the_environment(fresh_policy) -> None:

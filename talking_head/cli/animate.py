@@ -6,6 +6,7 @@ import argparse
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -214,6 +215,8 @@ def _finetune(
         )
     tune_s = time.perf_counter() - tune_start
     print(f"fine-tuned {args.steps} steps in {tune_s:.1f} s ({1000 * tune_s / args.steps:.0f} ms/step)")
+    if person.finetune_notice:
+        print(f"warning: {person.finetune_notice}", file=sys.stderr)
     return person
 
 
@@ -278,10 +281,11 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     model = pipeline.load_model(args.weights, device=args.device, revision=args.revision)
     detector = get_detector(args.landmarks) if args.landmarks else get_detector()
-    precision = resolve_precision(args.precision, pipeline.model_device(model))
+    precision = resolve_precision(args.precision, pipeline.model_device(model))  # rendering
+    tuning = resolve_precision(args.precision, pipeline.model_device(model), task="train")
     print(
         f"weights: {args.weights} ({model.config.image_size} px, device {pipeline.model_device(model)}, "
-        f"{precision.name}); landmarks: {detector.name}"
+        f"rendering {precision.name}, fine-tuning {tuning.name}); landmarks: {detector.name}"
     )
 
     person = pipeline.embed_person(model, args.photos, detector=detector)

@@ -164,7 +164,7 @@ def bench_finetune(preset: str, steps: int, shots: int, precision: str | None = 
 
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    resolved = resolve_precision(precision, device)
+    resolved = resolve_precision(precision, device, task="train")
     model = TalkingHeadModel(ModelConfig.preset(preset)).to(device)
     photos = list(synthetic_talking_frames(shots, 512))
     person = embed_person(model, photos)
@@ -249,7 +249,7 @@ def bench_train(
     from talking_head.training.train import train
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    resolved = resolve_precision(precision, device)
+    resolved = resolve_precision(precision, device, task="train")
     config = TrainConfig(
         k_shots=k_shots,
         batch_size=batch,

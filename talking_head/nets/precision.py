@@ -7,10 +7,18 @@ it and it is several times slower than fp32. So nothing is assumed:
 - ``fp32``: everything in float32, exactly as before.
 - ``bf16``: bf16 wherever it is asked for, even without hardware support
   (slow there, but it works: tests and comparisons).
-- ``auto``: on CUDA bf16 (as the training loop always did); on a CPU bf16 only
-  when the CPU has a bf16 flag *and* a short, cached micro-benchmark (a 3×3
-  conv stack, fp32 vs bf16 channels_last, tens of ms) measures bf16 at least
-  :data:`AUTO_MIN_SPEEDUP` × faster; fp32 otherwise.
+- ``auto``: on CUDA bf16 (every loss is float32 whatever the networks run
+  in, see :func:`talking_head.nets.losses.float32_loss`); on a CPU bf16 only
+  when the CPU has a bf16 flag *and* bf16 measures at least
+  :data:`AUTO_MIN_SPEEDUP` × faster than fp32 *for that task*: rendering and
+  training (fine-tuning, meta-learning) are decided apart, because they
+  differ (oneDNN's bf16 kernels help a training step much more than a
+  rendering batch on some CPUs, and not at all on others). The measurement
+  runs the project's own generator architecture (the ``cpu`` preset at 128²,
+  random weights) the way each task runs it, fp32 and bf16 alternating for
+  :data:`AUTO_ROUNDS` rounds, and takes the median of the per-round ratios:
+  on a shared, loaded machine a single timing (or the best of a few) read
+  anywhere from 1.7× to 13× where the app saw about 1.1×.
 
 :func:`resolve_precision` turns a policy into a :class:`Precision`, which
 carries what to do with it:
@@ -35,6 +43,7 @@ import functools
 import logging
 import os
 import platform
+import statistics
 import time
 import weakref
 from collections.abc import Mapping
@@ -53,9 +62,13 @@ POLICIES = ("auto", "bf16", "fp32")
 ENV_PRECISION = "TALKING_HEAD_PRECISION"  # the app's precision policy (default auto)
 # CPU flags of bf16 matrix hardware: x86 AMX and AVX-512 BF16, Arm's BF16 extension.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
-# auto picks bf16 on a CPU only when the micro-benchmark measures it this much faster:
+# auto picks bf16 on a CPU only when the measurement finds it this much faster:
 # bf16 costs accuracy, so a tie goes to fp32.
 AUTO_MIN_SPEEDUP = 1.25
+# What a precision is resolved for: rendering (inference) or training (fine-tuning, meta-learning).
+TASKS = ("render", "train")
+_TASK_NAMES = {"render": "rendering", "train": "training step"}
+AUTO_ROUNDS = 5  # interleaved fp32/bf16 rounds of auto's measurement (the median ratio decides)
 
 
 def parse_precision(policy: str) -> str:
@@ -104,47 +117,115 @@ def cpu_bf16_flags() -> tuple[str, ...]:
     return tuple(f for f in BF16_CPU_FLAGS if f in flags)
 
 
-def _conv_stack_seconds(dtype: torch.dtype, channels_last: bool, repeats: int = 3) -> float:
-    """Best wall time of a 4-layer 3×3 conv stack (32 ch, 64², batch 4: 0.6 GMAC) after a warm-up run."""
+def _check_task(task: str) -> str:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    return task
+
+
+def _probe_generator() -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """The ``cpu`` preset's G at 128² with random weights, and a batch of 4 inputs for it."""
+    import dataclasses
+
+    from talking_head.nets.config import ModelConfig
+    from talking_head.nets.generator import Generator
+
+    cpu = ModelConfig.preset("cpu")  # E and D lose their last block at 128² (G has no fixed depth)
+    config = dataclasses.replace(
+        cpu,
+        image_size=128,
+        embedder_channels=cpu.embedder_channels[:-1],
+        discriminator_channels=cpu.discriminator_channels[:-1],
+    )
     generator = torch.Generator().manual_seed(0)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    weights = [torch.randn(32, 32, 3, 3, generator=generator).mul_(0.06) for _ in range(4)]
-    weights = [w.to(dtype).contiguous(memory_format=layout) for w in weights]
-    x = torch.randn(4, 32, 64, 64, generator=generator).to(dtype).contiguous(memory_format=layout)
-    best = float("inf")
-    with torch.inference_mode():
-        for i in range(repeats + 1):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        network = Generator(config)
+    size = config.image_size
+    inputs = {
+        "y": torch.rand(4, 3, size, size, generator=generator) * 2 - 1,
+        "e": torch.randn(4, config.embedding_dim, generator=generator),
+    }
+    if config.warp_guided:
+        inputs["warp"] = torch.rand(4, 3, size, size, generator=generator) * 2 - 1
+    return network, inputs
+
+
+def _task_runner(task: str, precision: Precision) -> Any:
+    """A function running one step of ``task`` in ``precision`` on the probe G (built once)."""
+    network, inputs = _probe_generator()
+    if task == "train":  # a training step costs about 3 renders: half the batch keeps the measurement short
+        inputs = {name: value[:2] for name, value in inputs.items()}
+    if task == "render":
+        runner = precision.for_inference(network)
+
+        def render() -> None:
+            with torch.inference_mode():
+                runner(**inputs)
+
+        return render
+    network.train()
+    precision.prepare_for_training(network)
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-5)
+
+    def train_step() -> None:
+        with precision.autocast():
+            fake = network(**inputs)
+        loss = (fake.float() - inputs["y"]).abs().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return train_step
+
+
+def measure_bf16_speedup(task: str = "render", rounds: int = AUTO_ROUNDS) -> float:
+    """Median over ``rounds`` of fp32 time / bf16 time of one ``task`` step on this CPU (above 1: bf16 is faster).
+
+    Each round times fp32 then bf16 back to back (after one warm-up of each),
+    so load from other processes hits both sides of a ratio alike. bf16 runs
+    as the project runs it: for rendering a bf16 channels_last copy of G
+    (:meth:`Precision.for_inference`), for training autocast with
+    channels_last weights.
+    """
+    _check_task(task)
+    fp32 = Precision("fp32", torch.float32, "cpu", channels_last=False, reason="measurement")
+    bf16 = Precision("bf16", torch.bfloat16, "cpu", channels_last=True, reason="measurement")
+    runners = (_task_runner(task, fp32), _task_runner(task, bf16))
+    for run in runners:
+        run()  # warm-up: oneDNN primitives, the bf16 copy
+    ratios = []
+    for _ in range(rounds):
+        seconds = []
+        for run in runners:
             start = time.perf_counter()
-            h = x
-            for w in weights:
-                h = torch.nn.functional.conv2d(h, w, padding=1).relu_()
-            if i:
-                best = min(best, time.perf_counter() - start)
-    return best
+            run()
+            seconds.append(time.perf_counter() - start)
+        ratios.append(seconds[0] / seconds[1])
+    return float(statistics.median(ratios))
 
 
 @functools.cache
-def _cpu_bf16_speedup(threads: int) -> float:
-    return _conv_stack_seconds(torch.float32, False) / _conv_stack_seconds(torch.bfloat16, True)
+def _cpu_bf16_speedup(task: str, threads: int) -> float:
+    return measure_bf16_speedup(task)
 
 
-def measure_cpu_bf16_speedup() -> float:
-    """fp32 time / bf16 time of a small conv stack on this CPU (cached per thread count).
-
-    The bf16 side runs channels_last, the layout :meth:`Precision.for_inference`
-    gives it; above 1, bf16 is faster.
-    """
-    return _cpu_bf16_speedup(torch.get_num_threads())
+def measure_cpu_bf16_speedup(task: str = "render") -> float:
+    """:func:`measure_bf16_speedup` for ``task``, measured once per process and thread count."""
+    return _cpu_bf16_speedup(_check_task(task), torch.get_num_threads())
 
 
-def cpu_bf16_choice() -> tuple[bool, str]:
-    """Whether ``auto`` uses bf16 on this CPU, and why (flags and the measured speed-up)."""
+def cpu_bf16_choice(task: str = "render") -> tuple[bool, str]:
+    """Whether ``auto`` uses bf16 for ``task`` on this CPU, and why (flags and the measured speed-up)."""
     flags = cpu_bf16_flags()
     if not flags:
         return False, "no bf16 matrix hardware (no amx_bf16/avx512_bf16 CPU flag): bf16 would be emulated"
-    speedup = measure_cpu_bf16_speedup()
+    speedup = measure_cpu_bf16_speedup(task)
     verdict = "≥" if speedup >= AUTO_MIN_SPEEDUP else "<"
-    reason = f"CPU flags {', '.join(flags)}; conv micro-benchmark bf16 {speedup:.2f}× fp32 ({verdict} {AUTO_MIN_SPEEDUP}×)"
+    reason = (
+        f"CPU flags {', '.join(flags)}; {_TASK_NAMES[task]}, median of {AUTO_ROUNDS} interleaved rounds: "
+        f"bf16 {speedup:.2f}× fp32 ({verdict} {AUTO_MIN_SPEEDUP}×)"
+    )
     return speedup >= AUTO_MIN_SPEEDUP, reason
 
 
@@ -160,6 +241,7 @@ class Precision:
     device_type: str  # "cpu", "cuda", ...
     channels_last: bool  # convs run channels_last (bf16 on a CPU)
     reason: str  # why this dtype (for logs and the benchmark)
+    task: str = "render"  # what it was resolved for: "render" or "train" (auto decides them apart)
 
     @property
     def name(self) -> str:
@@ -210,26 +292,31 @@ class Precision:
 
 
 def resolve_precision(
-    policy: str | Precision | None = None, device: str | torch.device | None = None
+    policy: str | Precision | None = None,
+    device: str | torch.device | None = None,
+    task: str = "render",
 ) -> Precision:
-    """The :class:`Precision` for ``policy`` (``auto``, ``bf16``, ``fp32``) on ``device`` (default CUDA if present).
+    """The :class:`Precision` for ``policy`` (``auto``, ``bf16``, ``fp32``) on ``device`` for ``task``.
 
-    ``None`` reads ``$TALKING_HEAD_PRECISION`` (default ``auto``). A
-    :class:`Precision` passes through when it was made for ``device``'s type;
-    otherwise its policy is resolved again for ``device``. ``auto`` on a CPU
-    with bf16 flags runs the micro-benchmark once per process (per thread count).
+    ``device`` defaults to CUDA if present; ``task`` is ``"render"`` or
+    ``"train"`` (fine-tuning and meta-learning). ``None`` reads
+    ``$TALKING_HEAD_PRECISION`` (default ``auto``). A :class:`Precision`
+    passes through when it was made for ``device``'s type and ``task``;
+    otherwise its policy is resolved again. ``auto`` on a CPU with bf16 flags
+    measures once per process (per task and thread count) and logs its choice once.
     """
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    _check_task(task)
     if isinstance(policy, Precision):
-        if policy.device_type == device.type:
+        if policy.device_type == device.type and policy.task == task:
             return policy
         policy = policy.policy
     policy = precision_from_env() if policy is None else parse_precision(policy)
-    return _resolve(policy, device.type)
+    return _resolve(policy, device.type, task)
 
 
 @functools.cache
-def _resolve(policy: str, device_type: str) -> Precision:
+def _resolve(policy: str, device_type: str, task: str = "render") -> Precision:
     on_cpu = device_type == "cpu"
     if policy == "fp32":
         use_bf16, reason = False, "fp32 asked for"
@@ -238,15 +325,15 @@ def _resolve(policy: str, device_type: str) -> Precision:
         if on_cpu and not cpu_bf16_flags():
             reason += " (this CPU has no bf16 hardware: emulated, slower than fp32)"
     elif on_cpu:
-        use_bf16, reason = cpu_bf16_choice()
+        use_bf16, reason = cpu_bf16_choice(task)
     elif device_type == "cuda":
-        use_bf16, reason = True, "CUDA: bf16 autocast"
+        use_bf16, reason = True, "CUDA: bf16 autocast (losses in float32)"
     else:
         use_bf16, reason = False, f"{device_type}: fp32"
     dtype = torch.bfloat16 if use_bf16 else torch.float32
-    precision = Precision(policy, dtype, device_type, channels_last=use_bf16 and on_cpu, reason=reason)
+    precision = Precision(policy, dtype, device_type, use_bf16 and on_cpu, reason, task)
     if policy == "auto":
-        logger.info("precision auto on %s: %s (%s)", device_type, precision.name, reason)
+        logger.info("precision auto for %s on %s: %s (%s)", _TASK_NAMES[task], device_type, precision.name, reason)
     return precision
 
 

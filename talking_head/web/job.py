@@ -295,6 +295,7 @@ def run_job(
     timings["rendering"] = time.perf_counter() - start
 
     notices = list(job.notices) + [f"{r.name} skipped: {r.reason}" for r in person.reports if not r.usable]
+    notices += [person.finetune_notice] if person.finetune_notice else []
     notices += [f"{r.name}: {r.reason}" for r in person.reports if r.usable and r.num_faces > 1]
     outcome = RenderOutcome(
         video=video,

@@ -20,7 +20,7 @@ from talking_head.errors import WeightsError
 from talking_head.face.detection import LandmarkDetector
 from talking_head.face.landmarks import get_detector
 from talking_head.nets.model import TalkingHeadModel
-from talking_head.nets.precision import precision_from_env, resolve_precision
+from talking_head.nets.precision import TASKS, precision_from_env, resolve_precision
 from talking_head.web.limits import AppLimits
 
 logger = logging.getLogger(__name__)
@@ -87,9 +87,12 @@ def load_app_weights(
         logger.warning("no weights loaded from %s: %s", source, error)
         return AppWeights(source, None, weights_help(source, str(error).rstrip(".")))
     logger.info("loaded weights from %s (%d px) on %s", source, model.config.image_size, model_device(model))
-    # Fine-tuning and rendering read $TALKING_HEAD_PRECISION themselves; resolving it here fails a bad value at start.
-    precision = resolve_precision(precision_from_env(environ), model_device(model))
-    logger.info("precision %s (%s)", precision.name, precision.reason)
+    # Fine-tuning and rendering read $TALKING_HEAD_PRECISION themselves; resolving it here fails a bad
+    # value at start and makes auto measure (and log its choice, once each) before the first click.
+    for task in TASKS:
+        precision = resolve_precision(precision_from_env(environ), model_device(model), task=task)
+        if precision.policy != "auto":  # auto logs its own choice and why
+            logger.info("precision for %s: %s (%s)", task, precision.name, precision.reason)
     return AppWeights(source, model)
 
 
