@@ -192,3 +192,13 @@ def test_bf16_training_lowers_the_content_loss_like_fp32(tmp_path) -> None:
     bf16 = _content_loss_drop(data, tmp_path / "bf16", "bf16")
     assert fp32 > 0, fp32
     assert abs(bf16 - fp32) <= 0.1 * fp32, (fp32, bf16)
+
+
+def test_auto_can_first_be_resolved_inside_inference_mode(fresh_policy) -> None:
+    """Rendering resolves its precision under torch.inference_mode(); the measurement must still work."""
+    fresh_policy.setattr(precision_module, "cpu_bf16_flags", lambda: ("avx512_bf16",))
+    fresh_policy.setattr(precision_module, "AUTO_ROUNDS", 1)
+    precision_module._cpu_bf16_speedup.cache_clear()
+    with torch.inference_mode():
+        for task in ("render", "train"):
+            assert resolve_precision("auto", "cpu", task=task).name in ("bf16", "fp32")

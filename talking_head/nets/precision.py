@@ -207,7 +207,9 @@ def measure_bf16_speedup(task: str = "render", rounds: int = AUTO_ROUNDS) -> flo
 
 @functools.cache
 def _cpu_bf16_speedup(task: str, threads: int) -> float:
-    return measure_bf16_speedup(task)
+    # The first resolution may come from inside a rendering loop: the probe needs normal tensors and autograd.
+    with torch.inference_mode(False), torch.enable_grad():
+        return measure_bf16_speedup(task)
 
 
 def measure_cpu_bf16_speedup(task: str = "render") -> float:
