@@ -340,7 +340,8 @@ def test_every_loss_is_float32_under_bf16_autocast() -> None:
 
 def test_ssim_loss_of_bf16_activations_is_computed_in_float32() -> None:
     """A bf16 network output (as G gives under autocast) is scored like its float32 copy."""
-    from talking_head.nets.losses import float32_loss, ssim_per_sample
+    from talking_head.nets.losses import ssim_per_sample
+    from talking_head.nets.precision import float32_loss
 
     pred, target = _bright_flat_pair()
     pred16 = pred.to(torch.bfloat16)

@@ -288,6 +288,57 @@ class _FiniteState:
             psi.copy_(self.psi)
 
 
+class _Guard:
+    """Counts non-finite steps; restores the last finite state when fine-tuning must stop (see finetune_person)."""
+
+    def __init__(self, steps: int, start: _FiniteState) -> None:
+        self.steps, self.good, self.skipped, self.notice = steps, start, 0, ""
+
+    def stop_after(self, step: int, finite: bool, generator: nn.Module, psi: torch.Tensor) -> bool:
+        """Record ``step``; True when it was the last of :data:`MAX_NONFINITE_STEPS` non-finite ones in a row."""
+        if finite:
+            self.good = _FiniteState.take(step, generator, psi)
+            return False
+        self.skipped += 1
+        logger.warning("fine-tuning step %d of %d skipped: a loss or gradient is not finite", step, self.steps)
+        if step - self.good.step >= MAX_NONFINITE_STEPS:
+            self.notice = stopped_notice(step, self.steps, self.good.step)
+            return True
+        return False
+
+    def finish(self, done: int, generator: nn.Module, psi: torch.Tensor) -> str:
+        """Restore the last finite state if fine-tuning stopped or a weight is not finite; the notice for the user."""
+        if self.notice or not (module_finite(generator) and all_finite([psi])):
+            self.notice = self.notice or stopped_notice(done, self.steps, self.good.step)
+            self.good.restore(generator, psi)  # never render from non-finite weights
+            logger.warning("%s", self.notice)
+        elif self.skipped:
+            self.notice = f"fine-tuning skipped {self.skipped} of {self.steps} steps (numerical problem)"
+        return self.notice
+
+
+def _optimizers(
+    generator: nn.Module,
+    discriminator: nn.Module | None,
+    psi: nn.Parameter,
+    w: nn.Parameter | None,
+    config: FinetuneConfig,
+    precision: Precision,
+) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
+    """Adam for ψ and ψ' (G'), and for θ, w', b (D', when there is one); weights laid out for ``precision``."""
+    opt_g = torch.optim.Adam(
+        [p for p in generator.parameters() if p.requires_grad] + [psi],
+        lr=config.generator_lr,
+        betas=config.betas,
+    )
+    precision.prepare_for_training(generator)
+    if discriminator is None:
+        return opt_g, None
+    precision.prepare_for_training(discriminator)
+    opt_d = torch.optim.Adam(list(discriminator.parameters()) + [w], lr=config.discriminator_lr, betas=config.betas)
+    return opt_g, opt_d
+
+
 def stopped_notice(step: int, steps: int, restored_step: int) -> str:
     """What a user is told when fine-tuning stopped on non-finite values."""
     return (
@@ -354,18 +405,7 @@ def finetune_person(
     device = model_device(model)
     precision = resolve_precision(precision, device, task="train")
     generator, discriminator, psi, w = _person_networks(model, person, config.loss.adversarial_on)
-    opt_g = torch.optim.Adam(
-        [p for p in generator.parameters() if p.requires_grad] + [psi],
-        lr=config.generator_lr,
-        betas=config.betas,
-    )
-    precision.prepare_for_training(generator)
-    opt_d = None
-    if discriminator is not None:
-        precision.prepare_for_training(discriminator)
-        opt_d = torch.optim.Adam(
-            list(discriminator.parameters()) + [w], lr=config.discriminator_lr, betas=config.betas
-        )
+    opt_g, opt_d = _optimizers(generator, discriminator, psi, w, config, precision)
     content_loss = _content_loss(config.loss, str(device), precision)
     x_all, y_all, points_all = _shot_tensors(person, model.config.image_size, device, config.flip)
     rng = np.random.default_rng(config.seed)
@@ -373,8 +413,7 @@ def finetune_person(
     num_shots = len(person.shots)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
-    good = _FiniteState.take(0, generator, psi)  # the last state reached by a finite update
-    skipped, notice = [], ""
+    guard = _Guard(steps, _FiniteState.take(0, generator, psi))
     for step in range(1, steps + 1):
         batch = torch.from_numpy(_sample_batch(rng, num_shots, config.batch_size, config.flip)).to(device)
         warp = None
@@ -395,22 +434,11 @@ def finetune_person(
             precision,
         )
         history.append(losses)
-        if finite:
-            good = _FiniteState.take(step, generator, psi)
-        else:
-            skipped.append(step)
-            logger.warning("fine-tuning step %d of %d skipped: a loss or gradient is not finite", step, steps)
-        if step - good.step >= MAX_NONFINITE_STEPS:  # several in a row: give up on this run
-            notice = stopped_notice(step, steps, good.step)
+        if guard.stop_after(step, finite, generator, psi):
             break
         if callback is not None and callback(step, steps, losses) is False:
             raise CancelledError(f"fine-tuning was cancelled after {step} of {steps} steps")
-    if notice or not (module_finite(generator) and all_finite([psi])):
-        notice = notice or stopped_notice(len(history), steps, good.step)
-        good.restore(generator, psi)  # never render from non-finite weights
-        logger.warning("%s", notice)
-    elif skipped:
-        notice = f"fine-tuning skipped {len(skipped)} of {steps} steps (numerical problem)"
+    notice = guard.finish(len(history), generator, psi)
     logger.info(
         "fine-tuned %d steps in %.1f s (content loss %.4f)",
         len(history),

@@ -13,7 +13,7 @@ content weights of its ``LossConfig``; the trainer multiplies the others by
 ``LossConfig.adversarial_weight`` etc.
 
 Every loss runs in float32 with autocast switched off inside it
-(:func:`float32_loss`), whatever precision the networks run in. Under bf16
+(:func:`talking_head.nets.precision.float32_loss`), whatever precision the networks run in. Under bf16
 autocast a convolution, a mean or a product stays bf16 even when its inputs
 were cast to float32 first, and bf16's 8-bit mantissa breaks the SSIM-type
 terms: a variance computed as E[x²] − E[x]² cancels to large negative values,
@@ -24,13 +24,11 @@ faces). The networks themselves may stay bf16.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import logging
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +38,7 @@ from torch import nn
 
 from talking_head.errors import WeightsError
 from talking_head.nets.perceptual import VGG19Features, VGGFaceFeatures, load_vgg_weights
+from talking_head.nets.precision import float32_loss
 
 logger = logging.getLogger(__name__)
 
@@ -50,45 +49,6 @@ ENV_VGGFACE = "TALKING_HEAD_VGGFACE"
 
 def _env_source(name: str) -> str | None:
     return os.environ.get(name) or None
-
-
-def _to_float32(value: Any) -> Any:
-    """Floating tensors (also inside lists and tuples) as float32; anything else as it is."""
-    if isinstance(value, torch.Tensor):
-        return value.float() if value.is_floating_point() else value
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_float32(v) for v in value)
-    return value
-
-
-def _device_types(values: Any) -> set[str]:
-    """The device types of the tensors in ``values`` (nested lists and tuples included)."""
-    if isinstance(values, torch.Tensor):
-        return {values.device.type}
-    if isinstance(values, (list, tuple)):
-        return set().union(*(_device_types(v) for v in values)) if values else set()
-    return set()
-
-
-def float32_loss(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run the loss ``fn`` in float32 with autocast off on its tensors' devices.
-
-    Its floating tensor arguments (lists and tuples of them too) are cast to
-    float32 first, so the whole computation, every conv, mean, product and
-    division, is float32 even when it is called under bf16 autocast. The
-    gradient flows back through the casts to the bf16 activations.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = [*args, *kwargs.values()]
-        with contextlib.ExitStack() as stack:
-            for device_type in _device_types(values):
-                if torch.amp.is_autocast_available(device_type):
-                    stack.enter_context(torch.autocast(device_type, enabled=False))
-            return fn(*_to_float32(args), **{k: _to_float32(v) for k, v in kwargs.items()})
-
-    return wrapper
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ import platform
 import statistics
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -337,6 +337,48 @@ def _resolve(policy: str, device_type: str, task: str = "render") -> Precision:
     if policy == "auto":
         logger.info("precision auto for %s on %s: %s (%s)", _TASK_NAMES[task], device_type, precision.name, reason)
     return precision
+
+
+# ----- float32 losses -------------------------------------------------------------
+
+
+def _to_float32(value: Any) -> Any:
+    """Floating tensors (also inside lists and tuples) as float32; anything else as it is."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_float32(v) for v in value)
+    return value
+
+
+def _device_types(values: Any) -> set[str]:
+    """The device types of the tensors in ``values`` (nested lists and tuples included)."""
+    if isinstance(values, torch.Tensor):
+        return {values.device.type}
+    if isinstance(values, (list, tuple)):
+        return set().union(*(_device_types(v) for v in values)) if values else set()
+    return set()
+
+
+def float32_loss(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run the loss ``fn`` in float32 with autocast off on its tensors' devices.
+
+    Its floating tensor arguments (lists and tuples of them too) are cast to
+    float32 first, so the whole computation, every conv, mean, product and
+    division, is float32 even when it is called under bf16 autocast. The
+    gradient flows back through the casts to the bf16 activations.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = [*args, *kwargs.values()]
+        with contextlib.ExitStack() as stack:
+            for device_type in _device_types(values):
+                if torch.amp.is_autocast_available(device_type):
+                    stack.enter_context(torch.autocast(device_type, enabled=False))
+            return fn(*_to_float32(args), **{k: _to_float32(v) for k, v in kwargs.items()})
+
+    return wrapper
 
 
 # ----- bf16 inference ----------------------------------------------------------------
