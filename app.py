@@ -55,6 +55,7 @@ from talking_head.web.limits import AppLimits, gpu_duration
 from talking_head.web.page_text import DESCRIPTION, licence_footer
 from talking_head.web.previews import example_motions, landmark_preview, motion_preview
 from talking_head.web.queue_time import ArrivalTimes, queue_seconds, with_queue_time
+from talking_head.web.recording import fixed_recording
 from talking_head.web.state import AppState, load_app_state
 
 logger = logging.getLogger("talking_head.app")
@@ -192,21 +193,12 @@ def animate(
     waited = queue_seconds(request.request if request is not None else None)
     state = load_state()
     model = state.weights.require()
-    request = render_request(
-        photos,
-        driving_clip,
-        driving_motion,
-        steps,
-        mode,
-        smoothing,
-        max_seconds,
-        paste_back,
-        output_size,
-        watermark,
+    wanted = render_request(
+        photos, driving_clip, driving_motion, steps, mode, smoothing, max_seconds, paste_back, output_size, watermark
     )
     progress(0.0, desc="Checking the inputs")
     job = prepare_job(
-        request,
+        wanted,
         state.limits,
         state.detector,
         model.config.image_size,
@@ -239,6 +231,13 @@ def preview_motion(motion: str | None) -> str | None:
     if not motion:
         return None
     return str(motion_preview(motion, load_state().limits))
+
+
+@user_errors
+def fix_recording(clip: str | None) -> Any:
+    """A webcam recording rewritten so that the player shows its length (other clips stay as they are)."""
+    fixed = fixed_recording(clip, load_state().limits)
+    return str(fixed) if fixed is not None else gr.skip()
 
 
 def _clear_if(value: Any) -> Any:
@@ -435,6 +434,9 @@ def _animate_tab(state: AppState) -> None:
     )
     driving_clip.change(
         _clear_if, inputs=driving_clip, outputs=driving_motion, api_visibility="private", queue=False
+    )
+    driving_clip.change(  # fires again with the rewritten file, which needs nothing more
+        fix_recording, inputs=driving_clip, outputs=driving_clip, api_visibility="private", concurrency_id="preview"
     )
     button.click(
         animate,

@@ -4,6 +4,8 @@ Opens the page, uploads the astronaut photo, picks an example motion, clicks
 Animate and waits for the result video to get a source; saves a screenshot to
 ``test-artifacts/``. Then uploads a text file as the photo, checks that the
 specific error message is shown, and that a second valid request still works.
+Last, records two seconds from Chromium's fake camera and checks that the
+player knows the recording's length.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--use-fake-device-for-media-stream",  # a synthetic camera and microphone for the webcam test
+    "--use-fake-ui-for-media-stream",
 ]
 RESULT_TIMEOUT_MS = 180_000
 
@@ -118,3 +122,27 @@ def test_text_file_as_photo_shows_the_error_and_the_next_request_works(
     _upload_photo(page, astronaut_path)
     page.locator("#faces img").first.wait_for(timeout=60_000)
     assert _animate_and_wait(page, before) != before
+
+
+def test_a_webcam_recording_shows_its_length(page, artifacts_dir: Path) -> None:
+    page.get_by_role("tab", name="Your clip or webcam").click()
+    clip = page.locator("#driving-clip")
+    clip.get_by_label("Capture from camera").click()
+    clip.get_by_text("Click to Access Webcam").click()
+    record = clip.get_by_label("start recording")  # one button: "Record", then "Stop"
+    record.wait_for(timeout=30_000)
+    record.click()
+    record.filter(has_text="Stop").wait_for(timeout=30_000)  # recording has started
+    page.wait_for_timeout(2_500)
+    record.click()
+    # Chromium's WebM states no duration ("0:00 / Infinity:NaN:NaN"); the app swaps in an MP4 that does.
+    page.wait_for_function(
+        """() => {
+            const video = document.querySelector('#driving-clip video');
+            return video && (video.getAttribute('src') || '').endsWith('.mp4')
+                && Number.isFinite(video.duration) && video.duration > 0;
+        }""",
+        timeout=RESULT_TIMEOUT_MS,
+    )
+    page.screenshot(path=str(artifacts_dir / "app-webcam.png"), full_page=True)
+    assert "Infinity" not in clip.inner_text() and "NaN" not in clip.inner_text()
