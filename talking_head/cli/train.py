@@ -48,6 +48,8 @@ _TRAIN_OPTIONS = {
     "crop_size": "crop_size",
     "mouth_crops": "mouth_crops",
     "crops_per_target": "crops_per_target",
+    "lr_lip_d": "lr_lip_d",
+    "lip_d_steps": "lip_d_steps",
 }
 
 
@@ -143,6 +145,20 @@ def _add_crop_and_loss_arguments(parser: argparse.ArgumentParser, d: TrainConfig
     parser.add_argument(
         "--mouth-weight", type=float, help="extra L1 weight inside the lip square (default 0: off)"
     )
+    parser.add_argument(
+        "--lip-adversarial-weight",
+        type=float,
+        help="weight of -D_lip(x̂), the lip-square patch discriminator (default 0: no D_lip)",
+    )
+    parser.add_argument(
+        "--lip-feature-matching-weight",
+        type=float,
+        help="weight of feature matching on D_lip's activations (default 0)",
+    )
+    parser.add_argument("--lr-lip-d", type=float, help=f"Adam lr of D_lip (default {d.lr_lip_d})")
+    parser.add_argument(
+        "--lip-d-steps", type=int, help=f"D_lip updates per E/G update (default {d.lip_d_steps})"
+    )
     parser.add_argument("--ssim-weight", type=float, help="weight of 1 − SSIM of the target (default 0: off)")
     parser.add_argument(
         "--mouth-ssim-weight",
@@ -195,7 +211,14 @@ def _configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, LossCo
         loss_config = dataclasses.replace(loss_config, content_loss=args.content_loss)
     weights = {
         name: getattr(args, name)
-        for name in ("mouth_weight", "ssim_weight", "mouth_ssim_weight", "detail_weight")
+        for name in (
+            "mouth_weight",
+            "ssim_weight",
+            "mouth_ssim_weight",
+            "detail_weight",
+            "lip_adversarial_weight",
+            "lip_feature_matching_weight",
+        )
         if getattr(args, name) is not None
     }
     try:

@@ -70,6 +70,8 @@ class LossConfig:
     ssim_weight: float = 0.0  # weight of 1 − SSIM of the whole target (0 = off)
     mouth_ssim_weight: float = 0.0  # weight of 1 − SSIM of the lip square, as evaluate scores it (0 = off)
     detail_weight: float = 0.0  # weight of the local detail-energy match (detail_loss; 0 = off)
+    lip_adversarial_weight: float = 0.0  # weight of −D_lip(x̂) on the lip square (0 with 0 below: no D_lip)
+    lip_feature_matching_weight: float = 0.0  # weight of feature matching on D_lip's activations
     content_loss: str = "auto"  # "vgg" (VGG required), "pixel", or "auto" (VGG if it loads, else pixel)
     # local .safetensors/.pth file or Hub "repo_id[:filename]"; default: env TALKING_HEAD_VGG19
     vgg19_source: str | None = field(default_factory=lambda: _env_source(ENV_VGG19))
@@ -98,6 +100,11 @@ class LossConfig:
     def adversarial_on(self) -> bool:
         """Whether the generator's loss has an adversarial term (−D(x̂) or feature matching), so D must run."""
         return self.adversarial_weight > 0 or self.feature_matching_weight > 0
+
+    @property
+    def lip_adversarial_on(self) -> bool:
+        """Whether training has the lip-square discriminator D_lip (either of its weights above 0)."""
+        return self.lip_adversarial_weight > 0 or self.lip_feature_matching_weight > 0
 
     @classmethod
     def arxiv_v1(cls, **overrides: Any) -> LossConfig:

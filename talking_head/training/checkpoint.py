@@ -39,6 +39,8 @@ _RESUMABLE_CHANGES = (
     "crop_size",
     "mouth_crops",
     "crops_per_target",
+    "lr_lip_d",
+    "lip_d_steps",
 )
 
 

@@ -33,6 +33,8 @@ class TrainConfig:
     crop_size: int = 0  # G and D see crops of this side of each target (0: whole frames); E sees whole shots
     mouth_crops: float = 0.5  # share of the crops centred on the target's lips (the rest: anywhere)
     crops_per_target: int = 1  # crops cut from each target, all generated from the episode's one ê
+    lr_lip_d: float = 4e-4  # Adam learning rate of the lip-square discriminator D_lip (when the loss has it)
+    lip_d_steps: int = 2  # D_lip updates per E/G update
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -48,6 +50,7 @@ class TrainConfig:
             "ckpt_every",
             "num_samples",
             "crops_per_target",
+            "lip_d_steps",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")

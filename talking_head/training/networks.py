@@ -22,6 +22,7 @@ from talking_head.nets.config import ModelConfig
 from talking_head.nets.discriminator import VIDEO_TABLE_PREFIX, Discriminator
 from talking_head.nets.embedder import Embedder
 from talking_head.nets.generator import Generator
+from talking_head.nets.lip_discriminator import LipDiscriminator
 from talking_head.nets.losses import ContentLoss, LossConfig
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision
@@ -46,16 +47,28 @@ class Networks:
     w_params: list[nn.Parameter]  # D's per-video table W
     opt_eg: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer  # two parameter groups: "theta" and "W"
+    lip_discriminator: LipDiscriminator | None = None  # D_lip, when the loss has a lip adversarial term
+    opt_lip_d: torch.optim.Optimizer | None = None
 
     def modules(self) -> dict[str, nn.Module]:
         """The networks by their checkpoint names."""
-        return {
+        modules = {
             "embedder": self.embedder,
             "generator": self.generator,
             "discriminator": self.discriminator,
             "ema_embedder": self.ema_embedder,
             "ema_generator": self.ema_generator,
         }
+        if self.lip_discriminator is not None:
+            modules["lip_discriminator"] = self.lip_discriminator
+        return modules
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers by their checkpoint names."""
+        optimizers = {"opt_eg": self.opt_eg, "opt_d": self.opt_d}
+        if self.opt_lip_d is not None:
+            optimizers["opt_lip_d"] = self.opt_lip_d
+        return optimizers
 
 
 def build_networks(
@@ -85,6 +98,11 @@ def build_networks(
         lr=tc.lr_d,
         betas=tc.betas,
     )
+    lip_discriminator = opt_lip_d = None
+    if loss_config.lip_adversarial_on:
+        lip_discriminator = LipDiscriminator().to(device)
+        precision.prepare_for_training(lip_discriminator)
+        opt_lip_d = torch.optim.Adam(lip_discriminator.parameters(), lr=tc.lr_lip_d, betas=tc.betas)
     return Networks(
         embedder,
         generator,
@@ -97,6 +115,8 @@ def build_networks(
         w_params,
         opt_eg,
         opt_d,
+        lip_discriminator,
+        opt_lip_d,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from talking_head.nets.losses import (
@@ -21,6 +22,7 @@ from talking_head.nets.losses import (
     weighted_extra_terms,
 )
 from talking_head.nets.finite import step_if_finite
+from talking_head.nets.lip_discriminator import lip_inputs
 from talking_head.training.distributed import Dist, average_gradients
 from talking_head.training.networks import Networks
 
@@ -74,6 +76,84 @@ def update_d(
     }
 
 
+def update_lip_d(
+    nets: Networks, batch: dict[str, torch.Tensor], x_hat: torch.Tensor, steps: int, autocast: Any, env: Dist
+) -> dict[str, torch.Tensor]:
+    """``steps`` D_lip updates (hinge loss) on the lip squares of x and x̂ (detached); {} without D_lip.
+
+    ``lip_d_acc`` is D_lip's balanced accuracy (real > 0, fake < 0) on this
+    batch *before* its first update on it: an honest estimate of how well it
+    tells real mouths from G's, since it has not been trained on these yet.
+    """
+    if nets.lip_discriminator is None:
+        return {}
+    x, y, points = batch["target_image"], batch["target_landmarks"], batch["target_points"]
+    real, inside = lip_inputs(x, y, points)
+    fake, _ = lip_inputs(x_hat.detach(), y, points)
+    keep = inside.float()
+    lip_d = nets.lip_discriminator.requires_grad_(True)
+    skipped, accuracy = 0, None
+    for _ in range(steps):
+        nets.opt_lip_d.zero_grad(set_to_none=True)
+        with autocast:
+            scores, _ = lip_d(torch.cat([real, fake]))
+        real_score, fake_score = scores.float().chunk(2)
+        if accuracy is None:
+            accuracy = _balanced_accuracy(real_score, fake_score, keep)
+        loss = _masked_hinge(real_score, fake_score, keep)
+        loss.backward()
+        average_gradients(list(lip_d.parameters()), env)
+        skipped += not step_if_finite(nets.opt_lip_d, loss)
+    if accuracy is None:  # no update this step
+        return {}
+    return {
+        "lip_d_loss": loss.detach(),
+        "lip_d_acc": accuracy,
+        "lip_d_real": real_score.mean().detach(),
+        "lip_d_fake": fake_score.mean().detach(),
+        "lip_d_skipped": torch.tensor(float(skipped), device=env.device),
+    }
+
+
+def _masked_hinge(real: torch.Tensor, fake: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The hinge loss over the samples whose lip square fits in the crop (``keep`` 1)."""
+    total = keep.sum().clamp_min(1.0)
+    return ((F.relu(1 - real) * keep).sum() + (F.relu(1 + fake) * keep).sum()) / total
+
+
+def _balanced_accuracy(real: torch.Tensor, fake: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    total = keep.sum().clamp_min(1.0)
+    return (((real > 0).float() * keep).sum() + ((fake < 0).float() * keep).sum()) / (2 * total)
+
+
+def lip_generator_terms(
+    nets: Networks, batch: dict[str, torch.Tensor], x_hat: torch.Tensor, loss_config: LossConfig, autocast: Any
+) -> dict[str, torch.Tensor]:
+    """G's side of D_lip: weighted ``lip_adv`` (−D_lip(x̂)) and ``lip_fm`` (feature matching); {} without D_lip."""
+    if nets.lip_discriminator is None:
+        return {}
+    x, y, points = batch["target_image"], batch["target_landmarks"], batch["target_points"]
+    lip_d = nets.lip_discriminator.requires_grad_(False)
+    real, inside = lip_inputs(x, y, points)
+    fake, _ = lip_inputs(x_hat, y, points)
+    keep = inside.float()
+    with autocast:
+        with torch.no_grad():
+            _, real_feats = lip_d(real)
+        fake_score, fake_feats = lip_d(fake)
+    total = keep.sum().clamp_min(1.0)
+    adversarial = -(fake_score.float() * keep).sum() / total
+    keep_view = keep.view(-1, 1, 1, 1)
+    matching = sum(
+        ((r.float() - f.float()).abs() * keep_view).mean(dim=(1, 2, 3)).sum() / total
+        for r, f in zip(real_feats, fake_feats)
+    )
+    return {
+        "lip_adv": loss_config.lip_adversarial_weight * adversarial,
+        "lip_fm": loss_config.lip_feature_matching_weight * matching,
+    }
+
+
 def update_eg(
     nets: Networks,
     batch: dict[str, torch.Tensor],
@@ -106,6 +186,7 @@ def update_eg(
                 _, real_feats = discriminator(x, y, index)
             fake_score_g, fake_feats = discriminator(x_hat, y, index)
     loss_cnt = sum(loss_cnt_terms.values())
+    lip_terms = lip_generator_terms(nets, batch, x_hat, loss_config, autocast)
     if adversarial:
         loss_adv = g_adversarial_loss(fake_score_g)
         loss_fm = feature_matching_loss(real_feats, fake_feats)
@@ -119,6 +200,7 @@ def update_eg(
         + loss_config.adversarial_weight * loss_adv
         + loss_config.feature_matching_weight * loss_fm
         + (match_weight if adversarial else 0.0) * loss_mch  # W only learns with D: no pull to a random W
+        + sum(lip_terms.values())  # D_lip's terms, also during the warm-up of the whole-frame D
     )
     loss_eg.backward()
     average_gradients(nets.eg_params, env)
@@ -130,6 +212,7 @@ def update_eg(
         "loss_adv": loss_adv,
         "loss_fm": loss_fm,
         "loss_mch": loss_mch,
+        **{f"loss_{k}": v for k, v in lip_terms.items()},
         "eg_skipped": torch.tensor(0.0 if stepped else 1.0, device=env.device),
     }
 

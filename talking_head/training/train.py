@@ -110,7 +110,7 @@ from talking_head.training.run_folder import (
     stats_line,
     write_run_config,
 )
-from talking_head.training.steps import update_d, update_eg, update_emas
+from talking_head.training.steps import update_d, update_eg, update_emas, update_lip_d
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +248,7 @@ def _train_steps(
         adversarial = step >= tc.warmup_steps
         d_steps = tc.d_steps if adversarial else 0
         d_losses = update_d(nets, batch, e_hat, x_hat, d_steps, match_weight, autocast, env)
+        d_losses |= update_lip_d(nets, batch, x_hat, tc.lip_d_steps, autocast, env)
         eg_losses = update_eg(
             nets, batch, e_hat, x_hat, run.loss_config, match_weight, adversarial, autocast, env
         )
@@ -306,14 +307,7 @@ def _resume(
     nets: Networks, checkpoint: dict[str, Any], tc: TrainConfig, env: Dist, path: Path
 ) -> tuple[int, float]:
     """Load the networks, optimizers (at this call's learning rates) and RNG states; (step, wall seconds so far)."""
-    for name, module in nets.modules().items():
-        module.load_state_dict(checkpoint[name])
-    nets.opt_eg.load_state_dict(checkpoint["opt_eg"])
-    nets.opt_d.load_state_dict(checkpoint["opt_d"])
-    # This call's learning rates, not the saved ones.
-    for optimizer, lr in ((nets.opt_eg, tc.lr_eg), (nets.opt_d, tc.lr_d)):
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    _load_training_state(nets, checkpoint, tc)
     set_rng_state(checkpoint["rng"])
     start_step, wall_before = int(checkpoint["step"]), float(checkpoint["wall_seconds"])
     if checkpoint["world_size"] != env.world_size:
@@ -324,6 +318,25 @@ def _resume(
         )
     logger.info("resumed %s at step %d", path, start_step)
     return start_step, wall_before
+
+
+def _load_training_state(nets: Networks, checkpoint: dict[str, Any], tc: TrainConfig) -> None:
+    """Networks and optimizers from ``checkpoint``, at this call's learning rates.
+
+    A run that gains D_lip on resume (a lip adversarial weight given for the
+    first time) starts D_lip and its optimizer fresh.
+    """
+    for name, module in nets.modules().items():
+        if name == "lip_discriminator" and name not in checkpoint:
+            logger.info("D_lip is new in this run: it starts from random weights")
+            continue
+        module.load_state_dict(checkpoint[name])
+    rates = {"opt_eg": tc.lr_eg, "opt_d": tc.lr_d, "opt_lip_d": tc.lr_lip_d}
+    for name, optimizer in nets.optimizers().items():
+        if name in checkpoint:
+            optimizer.load_state_dict(checkpoint[name])
+        for group in optimizer.param_groups:
+            group["lr"] = rates[name]
 
 
 def _episode_batches(
@@ -383,12 +396,7 @@ def _restore_last_checkpoint(run: _Run, step: int) -> int:
         )
         return step
     checkpoint = torch.load(path, map_location=run.env.device, weights_only=True)
-    for name, module in run.nets.modules().items():
-        module.load_state_dict(checkpoint[name])
-    for name, optimizer, lr in (("opt_eg", run.nets.opt_eg, run.tc.lr_eg), ("opt_d", run.nets.opt_d, run.tc.lr_d)):
-        optimizer.load_state_dict(checkpoint[name])
-        for group in optimizer.param_groups:  # this call's learning rates, as on resume
-            group["lr"] = lr
+    _load_training_state(run.nets, checkpoint, run.tc)
     if run.env.enabled:  # rank 0's copy everywhere (other nodes may not see the run folder's file)
         broadcast_state(list(run.nets.modules().values()))
     restored = int(checkpoint["step"])
@@ -413,7 +421,7 @@ def _save_state(run: _Run, step: int, run_start: float) -> None:
             run.run_dir / CHECKPOINT_NAME,
             step=step,
             networks=nets.modules(),
-            optimizers={"opt_eg": nets.opt_eg, "opt_d": nets.opt_d},
+            optimizers=nets.optimizers(),
             configs=(run.model_config, run.tc, run.loss_config),
             videos=run.dataset.video_names(),
             world_size=env.world_size,
