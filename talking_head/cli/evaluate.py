@@ -76,6 +76,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=int, help="torch CPU threads (on a busy shared CPU, 1 can be much faster)"
     )
     parser.add_argument(
+        "--half",
+        choices=("select", "report"),
+        help="one fixed half of the clips (sorted: select = 1st, 3rd, ...; report = 2nd, 4th, ...): "
+        "choose recipes on one, report on the other (default: all clips)",
+    )
+    parser.add_argument(
+        "--closed-to-open",
+        action="store_true",
+        help="also score the hard case: the clip's most closed-mouth frame as the shot, its most open frames as targets",
+    )
+    parser.add_argument(
+        "--only-closed-to-open", action="store_true", help="the closed-to-open part alone (no self/cross tables)"
+    )
+    parser.add_argument(
         "--out", required=True, help="REPORT.json; the Markdown table goes next to it as REPORT.md"
     )
 
@@ -118,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
         landmarks_backend=args.landmarks,
         seed=args.seed,
         precision=args.precision,
+        half=args.half,
+        ordinary=not args.only_closed_to_open,
+        closed_to_open=args.closed_to_open or args.only_closed_to_open,
     )
     if args.threads:
         import torch

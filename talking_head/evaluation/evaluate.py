@@ -82,6 +82,9 @@ class EvalConfig:
     precision: str | None = (
         None  # auto, bf16 or fp32 for fine-tuning and rendering (None: $TALKING_HEAD_PRECISION)
     )
+    half: str | None = None  # "select" or "report": one fixed half of the clips (val_half); None: all
+    ordinary: bool = True  # run the self-/cross-reenactment protocol
+    closed_to_open: bool = False  # also run the closed-to-open part (talking_head.evaluation.closed_open)
 
     def __post_init__(self) -> None:
         if not self.shots or min(self.shots) < 1:
@@ -92,6 +95,19 @@ class EvalConfig:
             raise ValueError("holdout and cross_frames must be at least 1 frame")
         if not 0.0 < self.shot_fraction < 1.0:
             raise ValueError("shot_fraction must be between 0 and 1")
+        if self.half not in (None, *HALVES):
+            raise ValueError(f"half must be one of {', '.join(HALVES)}, got {self.half!r}")
+
+
+# Recipes, checkpoints and defaults are chosen on one half of val and reported on the other:
+# a result that holds only where it was chosen is not a result.
+HALVES = ("select", "report")
+
+
+def val_half(clips: Sequence[Path], half: str | None) -> list[Path]:
+    """One fixed half of ``clips`` (sorted): "select" the 1st, 3rd, ... clip, "report" the 2nd, 4th, ...; all for None."""
+    ordered = sorted(clips)
+    return ordered if half is None else ordered[HALVES.index(half) :: 2]
 
 
 def method_name(steps: int) -> str:
@@ -414,12 +430,12 @@ def evaluate(
     runner = runner or ModelRunner(model, detector, seed=config.seed, precision=config.precision)
     ctx = _Context(config, runner, detector, metrics.get_face_identity())
     root = Path(videos)
-    paths = find_clips(root, config.max_clips)
+    paths = val_half(find_clips(root), config.half)[: config.max_clips]
     timings = {"framing_s": 0.0, "evaluation_s": 0.0}
 
     framed: list[FramedClip] = []
     reports: list[dict[str, Any]] = []
-    for path in paths:
+    for path in paths if config.ordinary else []:
         name = str(path.relative_to(root))
         tick = time.perf_counter()
         try:
@@ -457,8 +473,19 @@ def evaluate(
         timings["evaluation_s"] += entry["seconds"]
         reports.append(entry)
 
+    extra = {}
+    if config.closed_to_open:
+        from talking_head.evaluation.closed_open import ClosedOpenConfig, closed_to_open
+
+        tick = time.perf_counter()
+        named = [(p, str(p.relative_to(root))) for p in paths]
+        extra["closed_to_open"] = closed_to_open(
+            runner, named, config.steps, model.config.image_size, detector,
+            ClosedOpenConfig(max_seconds=config.max_seconds), progress,
+        )  # fmt: skip
+        timings["closed_to_open_s"] = time.perf_counter() - tick
     timings["total_s"] = time.perf_counter() - started
-    return {
+    return extra | {
         "config": dataclasses.asdict(config),
         "model_config": model.config.to_dict(),
         "landmarks_backend": getattr(detector, "name", str(detector)),

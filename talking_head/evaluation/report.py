@@ -79,6 +79,8 @@ def markdown_report(report: dict[str, Any]) -> str:
     if report["overall"]["cross"]:
         lines += ["", "## Cross-reenactment (clip i's person driven by clip i+1, relative mode)", ""]
         lines += _table(report["overall"]["cross"], _CROSS_COLUMNS)
+    if "closed_to_open" in report:
+        lines += ["", *_closed_open_table(report["closed_to_open"])]
     skipped = [c for c in report["clips"] if "skipped" in c]
     if skipped:
         lines += ["", "Skipped clips:", ""] + [f"- `{c['clip']}`: {c['skipped']}" for c in skipped]
@@ -100,6 +102,26 @@ def markdown_report(report: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _closed_open_table(part: dict[str, Any]) -> list[str]:
+    """The closed-to-open table: mouth SSIM, L1 and sharpness per method, the real frames' sharpness."""
+    overall = part["overall"]
+    lines = [
+        "## Closed mouth to open (shot: the clip's most closed frame; targets: its most open frames)",
+        "",
+        f"Mean inner-lip opening (gap / inter-ocular distance): shot {_fmt(part['shot_opening'])}, "
+        f"targets {_fmt(part['target_opening'])}.",
+        "",
+        "| method | mouth SSIM | mouth L1 | mouth sharpness | clips |",
+        "|---|---|---|---|---|",
+    ]
+    for method, scores in overall.items():
+        lines.append(
+            f"| {method} | {_fmt(scores.get('mouth_ssim'))} | {_fmt(scores.get('mouth_l1'), 4)} | "
+            f"{_fmt(scores.get('mouth_sharpness'), 0)} | {scores.get('clips', '')} |"
+        )
+    return lines
 
 
 def write_report(report: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
