@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: the command imports the library when it runs, so --help stays fast
     from talking_head.animation.person import Person
+    from talking_head.animation.workload import DrivingPlan
+    from talking_head.web.limits import AppLimits
     from talking_head.animation.pipeline import DrivingMotion, RenderResult
     from talking_head.face.detection import LandmarkDetector
     from talking_head.nets.model import TalkingHeadModel
@@ -138,6 +140,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="landmark detector (default: $TALKING_HEAD_LANDMARKS or auto)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of fine-tuning (shot sampling and flips)")
+    parser.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="lift the app's limits: 100 steps, 8 photos, 10 s of motion at 30 fps ($TALKING_HEAD_MAX_*)",
+    )
 
 
 def _print_reports(reports) -> None:  # list[PhotoReport]
@@ -220,26 +227,101 @@ def _finetune(
     return person
 
 
-def _load_driving(
-    args: argparse.Namespace, model: TalkingHeadModel, detector: LandmarkDetector
-) -> DrivingMotion:
-    """The driving motion (a clip tracked with a progress bar, or a saved track); print its frames."""
-    from talking_head.animation import pipeline
+def _motion_limits(args: argparse.Namespace, limits: AppLimits | None) -> tuple[float | None, float | None]:
+    """(seconds, fps) the driving motion is cut and resampled to: --max-seconds and the app's limits."""
+    if limits is None:
+        return args.max_seconds, None
+    seconds = limits.max_driving_seconds
+    return (seconds if args.max_seconds is None else min(args.max_seconds, seconds)), limits.max_fps
 
-    with _progress_bar("landmarks", 0) as bar:
 
-        def on_frame(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+def _plan(args: argparse.Namespace, limits: AppLimits | None) -> DrivingPlan:
+    """What of the driving motion is used; prints what was cut and why."""
+    from talking_head.animation.workload import plan_driving
 
-        motion = pipeline.load_driving(
-            args.driving,
-            model.config.image_size,
-            smoothing=args.smoothing,
-            detector=detector,
-            max_seconds=args.max_seconds,
-            progress=on_frame,
+    seconds, fps = _motion_limits(args, limits)
+    plan = plan_driving(args.driving, seconds, fps)
+    kind = "track" if plan.is_track else "clip"
+    if plan.trimmed:
+        why = ""
+        if limits is not None and plan.seconds >= limits.max_driving_seconds:
+            why = " (the app's limit, TALKING_HEAD_MAX_SECONDS; --no-limits uses all of it)"
+        print(f"note: the driving {kind} is {plan.duration:.1f} s long; the first {plan.seconds:g} s are used{why}")
+    if plan.resampled:
+        print(
+            f"note: the driving {kind} is at {plan.source_fps:g} fps; it is resampled to {plan.fps:g} fps "
+            "(the app's limit, TALKING_HEAD_MAX_FPS; --no-limits keeps every frame)"
         )
+    return plan
+
+
+def _check_work(args: argparse.Namespace, limits: AppLimits | None, plan: DrivingPlan) -> None:
+    """Refuse more steps or photos than the app allows (unless --no-limits), saying how long they would take."""
+    from talking_head.animation.workload import MEASURED_RATES, estimate_seconds, format_duration
+    from talking_head.errors import TalkingHeadError
+
+    if limits is None:
+        return
+    if args.steps > limits.max_steps:
+        tuning = format_duration(estimate_seconds(args.steps, plan)["fine-tuning"])
+        raise TalkingHeadError(
+            f"--steps {args.steps} is above the app's limit of {limits.max_steps} fine-tuning steps "
+            f"(about {tuning} of fine-tuning on {MEASURED_RATES.machine}); pass --no-limits to run it anyway, "
+            "or raise TALKING_HEAD_MAX_STEPS"
+        )
+    if len(args.photos) > limits.max_photos:
+        raise TalkingHeadError(
+            f"{len(args.photos)} photos were given; the app's limit is {limits.max_photos} (the paper's K = 8 "
+            "shots). Pass fewer photos, or --no-limits to use them all"
+        )
+
+
+def _print_work(args: argparse.Namespace, plan: DrivingPlan, machine: str) -> None:
+    """The work and its estimate, before any of it starts."""
+    from talking_head.animation.workload import MEASURED_RATES, estimate_seconds, format_duration
+
+    stages = estimate_seconds(args.steps, plan)
+    verb = "render" if plan.is_track else "track and render"
+    print(
+        f"work: {len(args.photos)} photo{'s' if len(args.photos) != 1 else ''}, {args.steps} fine-tuning steps, "
+        f"{plan.frames} frames to {verb} ({plan.seconds:.1f} s at {plan.fps:g} fps)"
+    )
+    detail = ", ".join(f"{stage} {format_duration(value)}" for stage, value in stages.items() if value > 0)
+    print(
+        f"estimate: about {format_duration(sum(stages.values()))} ({detail}) at the speed measured on "
+        f"{MEASURED_RATES.machine}; this machine: {machine}"
+    )
+
+
+def _load_driving(
+    args: argparse.Namespace,
+    model: TalkingHeadModel,
+    detector: LandmarkDetector,
+    limits: AppLimits | None,
+    plan: DrivingPlan,
+) -> DrivingMotion:
+    """The driving motion within the limits (a clip tracked with a progress bar, or a saved track)."""
+    import dataclasses
+
+    from talking_head.animation import pipeline
+    from talking_head.animation.overlay import track_clip
+    from talking_head.animation.workload import limit_track
+    from talking_head.face.tracking import LandmarkTrack
+
+    seconds, fps = _motion_limits(args, limits)
+    size = model.config.image_size
+    if plan.is_track:
+        track = limit_track(LandmarkTrack.load(args.driving, name=Path(args.driving).name), seconds, fps)
+        motion = pipeline.load_driving(track, size, smoothing=args.smoothing)
+    else:
+        with _progress_bar("landmarks", plan.frames) as bar:
+            track = track_clip(
+                args.driving, detector, max_seconds=seconds, max_fps=fps,
+                progress=lambda _stage, done, _total: bar.update(done - bar.n),
+            )  # fmt: skip
+        motion = pipeline.load_driving(track, size, smoothing=args.smoothing)
+        # A track knows no clip: attach it for the audio and the overlay's driving frames.
+        motion = dataclasses.replace(motion, video=Path(args.driving), has_audio=plan.has_audio, max_seconds=seconds)
     print(f"driving: {len(motion)} frames at {motion.fps:g} fps{' with audio' if motion.has_audio else ''}")
     return motion
 
@@ -274,10 +356,15 @@ def _render(
 def run(args: argparse.Namespace) -> int:
     """Embed, fine-tune, track the driver, render; print a summary."""
     from talking_head.animation import pipeline
+    from talking_head.evaluation.machine import machine_info
     from talking_head.face.landmarks import get_detector
     from talking_head.nets.precision import resolve_precision
+    from talking_head.web.limits import AppLimits
 
     _check_paths(args)
+    limits = None if args.no_limits else AppLimits.from_env()
+    plan = _plan(args, limits)
+    _check_work(args, limits, plan)
     started = time.perf_counter()
     model = pipeline.load_model(args.weights, device=args.device, revision=args.revision)
     detector = get_detector(args.landmarks) if args.landmarks else get_detector()
@@ -288,12 +375,15 @@ def run(args: argparse.Namespace) -> int:
         f"rendering {precision.name}, fine-tuning {tuning.name}); landmarks: {detector.name}"
     )
 
+    machine = machine_info()
+    bf16 = ", ".join(machine["cpu_bf16_flags"]) or "none"
+    _print_work(args, plan, f"{machine['cpu']} ({machine['cpu_family_model']}; bf16 units: {bf16}), {pipeline.model_device(model)}")
     person = pipeline.embed_person(model, args.photos, detector=detector)
     print(f"photos ({len(person.shots)} of {len(args.photos)} usable):")
     _print_reports(person.reports)
     if args.steps > 0:
         person = _finetune(args, model, person, precision)
-    motion = _load_driving(args, model, detector)
+    motion = _load_driving(args, model, detector, limits, plan)
     result = _render(args, model, person, motion, precision)
 
     total_s = time.perf_counter() - started

@@ -18,12 +18,11 @@ import numpy as np
 
 from talking_head.animation.overlay import media_kind
 from talking_head.animation.pipeline import DEFAULT_SMOOTHING
+from talking_head.animation.workload import DrivingPlan, limit_track, plan_clip, plan_track
 from talking_head.errors import NoFaceError, TalkingHeadError, UnsupportedFileError
 from talking_head.face.landmarks import BACKENDS
 from talking_head.face.tracking import LandmarkTrack, check_driving_track
 from talking_head.media.images import load_image
-from talking_head.media.video import probe_video
-from talking_head.media.video_reader import VideoReader
 from talking_head.web.limits import AppLimits
 
 TRACK_SUFFIX = ".npz"  # a driving motion saved as a landmark track
@@ -288,24 +287,26 @@ def seconds_to_use(request: RenderRequest, limits: AppLimits) -> float:
     return min(float(wanted), limits.max_driving_seconds)
 
 
+def _plan_notices(plan: DrivingPlan, label: str, limits: AppLimits) -> list[str]:
+    """What the user should know about a plan: the motion was trimmed, or resampled."""
+    notices = []
+    if plan.trimmed:
+        notices.append(
+            f"the {label} is {plan.duration:.1f} s long; the first {plan.seconds:g} s were used"
+            f"{_limit_note(plan.seconds, limits)}"
+        )
+    if plan.resampled:
+        notices.append(f"the {label} is at {plan.source_fps:g} fps; it was resampled to {plan.fps:g} fps")
+    return notices
+
+
 def load_driving_track(path: Path, seconds: float, limits: AppLimits, notices: list[str]) -> LandmarkTrack:
     """A saved motion, checked, cut to ``seconds`` and resampled to ``limits.max_fps`` (with notices)."""
     label = f"the driving motion ('{path.name}')"
     track = LandmarkTrack.load(path, name=label)
     check_driving_track(track, label)
-    duration = len(track) / track.fps
-    if duration > seconds + 1e-6:
-        notices.append(
-            f"the driving motion is {duration:.1f} s long; the first {seconds:g} s were used"
-            f"{_limit_note(seconds, limits)}"
-        )
-        track = track.head(math.ceil(seconds * track.fps - 1e-6))
-    if track.fps > limits.max_fps:
-        notices.append(
-            f"the driving motion is at {track.fps:g} fps; it was resampled to {limits.max_fps:g} fps"
-        )
-        track = track.resample(limits.max_fps)
-    return track.head(limits.max_frames)
+    notices += _plan_notices(plan_track(track, seconds, limits.max_fps), "driving motion", limits)
+    return limit_track(track, seconds, limits.max_fps).head(limits.max_frames)
 
 
 def probe_driving_clip(path: Path, seconds: float, limits: AppLimits, notices: list[str]) -> tuple[int, bool]:
@@ -314,13 +315,6 @@ def probe_driving_clip(path: Path, seconds: float, limits: AppLimits, notices: l
         raise UnsupportedFileError(
             f"the driving clip ('{path.name}') is a photo; use a video clip (MP4, MOV, WebM, ...) or a motion (.npz)"
         )
-    info = probe_video(path)
-    if info.duration > seconds + 1e-6:
-        notices.append(
-            f"the driving clip is {info.duration:.1f} s long; only the first {seconds:g} s were used"
-            f"{_limit_note(seconds, limits)}"
-        )
-    if info.fps > limits.max_fps:
-        notices.append(f"the driving clip is at {info.fps:g} fps; it was resampled to {limits.max_fps:g} fps")
-    with VideoReader(path, max_seconds=seconds, max_fps=limits.max_fps) as reader:
-        return min(reader.info.num_frames, limits.max_frames), info.has_audio
+    plan = plan_clip(path, seconds, limits.max_fps)
+    notices += _plan_notices(plan, "driving clip", limits)
+    return min(plan.frames, limits.max_frames), plan.has_audio
