@@ -20,6 +20,7 @@ COMMANDS = {
     "prepare": "Prepare a folder of talking-face clips for meta-learning.",
     "train": "Meta-train the embedder, generator and discriminator.",
     "export": "Export a training run to a weights folder.",
+    "export-onnx": "Export G to ONNX for ONNX Runtime rendering on a CPU.",
     "push": "Upload a weights folder to the Hugging Face Hub.",
     "animate": "Animate photos of a person with a driving clip or landmark track.",
     "evaluate": "Evaluate weights with the paper's self- and cross-reenactment protocol.",
@@ -27,10 +28,15 @@ COMMANDS = {
 }
 
 
+def _module(command: str) -> str:
+    """The module of a command: ``export-onnx`` lives in ``talking_head/cli/export_onnx.py``."""
+    return f"talking_head.cli.{command.replace('-', '_')}"
+
+
 def _available_commands() -> dict[str, str]:
     found = {}
     for name, help_text in COMMANDS.items():
-        if importlib.util.find_spec(f"talking_head.cli.{name}") is not None:
+        if importlib.util.find_spec(_module(name)) is not None:
             found[name] = help_text
     return found
 
@@ -58,13 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, help_text in commands.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
-            importlib.import_module(f"talking_head.cli.{name}").add_arguments(p)
+            importlib.import_module(_module(name)).add_arguments(p)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    module = importlib.import_module(f"talking_head.cli.{args.command}")
+    module = importlib.import_module(_module(args.command))
     from talking_head.errors import TalkingHeadError
 
     try:
