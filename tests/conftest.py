@@ -13,6 +13,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TALKING_HEAD_LANDMARKS", "dlib")
 # Exact float32 everywhere, whatever the CPU: tests/test_precision.py asks for bf16 itself.
 os.environ.setdefault("TALKING_HEAD_PRECISION", "fp32")
+# PyTorch rendering unless a test asks for ONNX Runtime (tests/test_onnx_runtime.py): `auto` would
+# export a graph for every random tiny model into the user's cache.
+os.environ.setdefault("TALKING_HEAD_RUNTIME", "torch")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"

@@ -8,8 +8,10 @@ Layers (each usable alone):
 - :func:`load_driving`: a driving clip (landmarks tracked, streaming) or a saved
   landmark track (.npz) → the driver's landmarks in its own crop, smoothed.
 - :func:`animate_person`: an iterator of :class:`AnimationFrame`, rendered in
-  batches without gradients (CUDA when present; bf16 by the precision policy,
-  :mod:`talking_head.nets.precision`).
+  batches without gradients, one batch ahead of the caller
+  (:mod:`talking_head.animation.rendering`; CUDA when present; bf16 by the
+  precision policy, :mod:`talking_head.nets.precision`; on a CPU, ONNX
+  Runtime when it is installed and measured faster, :mod:`talking_head.nets.runtime`).
 - :func:`render_video`: the result MP4 (driving fps, driving audio) and the
   optional landmark-overlay MP4, written as frames come.
 
@@ -36,14 +38,8 @@ import torch
 
 from talking_head.animation.finetune import FinetuneConfig, finetune_person, shot_reconstruction_error
 from talking_head.animation.overlay import draw_landmarks
-from talking_head.animation.person import (
-    Person,
-    PhotoReport,
-    embed_person,
-    eval_mode,
-    landmark_images,
-    model_device,
-)
+from talking_head.animation.person import Person, PhotoReport, embed_person, model_device
+from talking_head.animation.rendering import rendered_batches, rendering_setup, warm_up_rendering
 from talking_head.errors import CancelledError, UnsupportedFileError
 from talking_head.face.detection import LandmarkDetector
 from talking_head.face.framing import (
@@ -61,10 +57,9 @@ from talking_head.face.tracking import LandmarkTrack, track_landmarks
 from talking_head.media.video import probe_video
 from talking_head.media.video_reader import VideoReader
 from talking_head.media.video_writer import VideoWriter
-from talking_head.nets.model import TalkingHeadModel
-from talking_head.nets.precision import Precision, resolve_precision
-from talking_head.nets.tensors import images_to_tensor, tensor_to_images
-from talking_head.nets.warp import warp_shots
+from talking_head.nets.model import TalkingHeadModel, resolve_weights_dir
+from talking_head.nets.precision import Precision
+from talking_head.nets.runtime import Runtime, register_weights_folder
 
 __all__ = [
     "AnimationFrame",
@@ -79,10 +74,12 @@ __all__ = [
     "load_driving",
     "load_model",
     "mark_synthetic",
+    "model_device",
     "overlay_panels",
     "render_landmarks",
     "render_video",
     "shot_reconstruction_error",
+    "warm_up_rendering",
 ]
 
 logger = logging.getLogger(__name__)
@@ -111,9 +108,13 @@ def load_model(
 
     ``device`` defaults to CUDA when available. Raises ``WeightsError`` (from
     ``TalkingHeadModel.from_pretrained``) when the weights are missing or broken.
+    The folder is remembered for G: an ONNX graph exported there
+    (``export-onnx``) is used for rendering on a CPU.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = TalkingHeadModel.from_pretrained(str(weights), revision=revision, device=device)
+    folder = resolve_weights_dir(str(weights), revision=revision)
+    model = TalkingHeadModel.from_pretrained(folder, device=device)
+    register_weights_folder(model.generator, folder)
     return model.eval().requires_grad_(False)
 
 
@@ -207,61 +208,24 @@ def load_driving(
 # ----- rendering -----------------------------------------------------------------
 
 
-def _warp_sources(model: TalkingHeadModel, person: Person) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """What a warp-guided G warps: the person's shots ``(T, 3, S, S)`` in [-1, 1] and their landmarks
-    ``(T, 68, 2)`` on the model's device, made once per video; ``None`` for a model that is not warp-guided."""
-    if not model.config.warp_guided:
-        return None
-    device = model_device(model)
-    shots = images_to_tensor(person.shots, device)
-    points = torch.from_numpy(np.asarray(person.shot_landmarks, dtype=np.float32)).to(device)
-    return shots, points
-
-
-def _render_batch(
-    model: TalkingHeadModel,
-    person: Person,
-    points: np.ndarray,
-    y_images: np.ndarray,
-    precision: Precision,
-    sources: tuple[torch.Tensor, torch.Tensor] | None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """G'(y, ψ'[, warp]) for a batch: landmarks ``(B, 68, 2)`` and their images ``(B, S, S, 3)``.
-
-    ``sources`` (from :func:`_warp_sources`) are warped to ``points`` for a
-    warp-guided model. Returns the rendered crops ``(B, S, S, 3)`` uint8 and
-    the warp that G refined (else None).
-    """
-    device = model_device(model)
-    generator = person.generator if person.generator is not None else model.generator
-    generator = precision.for_inference(generator)  # bf16 copy (cached) or G' itself for fp32
-    psi = person.adain_params.to(device)
-    with torch.inference_mode(), eval_mode(generator):
-        warp = None
-        if sources is not None:
-            warp = warp_shots(*sources, torch.from_numpy(np.asarray(points, np.float32)).to(device))
-        fake = generator(images_to_tensor(y_images, device), adain_params=psi, warp=warp)  # (B, 3, S, S)
-    return tensor_to_images(fake), (tensor_to_images(warp) if warp is not None else None)
-
-
 def render_landmarks(
     model: TalkingHeadModel,
     person: Person,
     points: np.ndarray,
     batch_size: int = DEFAULT_BATCH_SIZE,
     precision: str | Precision | None = None,
+    runtime: str | Runtime | None = None,
 ) -> Iterator[np.ndarray]:
     """Render the person for ``(T, 68, 2)`` landmarks in crop pixels: yields ``(S, S, 3)`` uint8 crops.
 
     ``precision``: ``auto``, ``bf16``, ``fp32`` or a resolved :class:`Precision`
-    (``None``: ``$TALKING_HEAD_PRECISION``, default ``auto``).
+    (``None``: ``$TALKING_HEAD_PRECISION``, default ``auto``). ``runtime``:
+    ``auto``, ``onnx``, ``torch`` or a resolved :class:`Runtime` (``None``:
+    ``$TALKING_HEAD_RUNTIME``, default ``auto``; ONNX Runtime renders in float32).
     """
-    size = model.config.image_size
-    precision = resolve_precision(precision, model_device(model))
-    sources = _warp_sources(model, person)
-    for start in range(0, len(points), batch_size):
-        batch = points[start : start + batch_size]
-        yield from _render_batch(model, person, batch, landmark_images(batch, size), precision, sources)[0]
+    precision, runtime = rendering_setup(model, precision, runtime)
+    for batch in rendered_batches(model, person, points, batch_size, precision, runtime):
+        yield from batch.results
 
 
 @dataclass
@@ -299,6 +263,7 @@ def animate_person(
     precision: str | Precision | None = None,
     watermark: bool = False,
     with_driving_frames: bool = False,
+    runtime: str | Runtime | None = None,
 ) -> Iterator[AnimationFrame]:
     """Animate ``person`` with ``motion``: yields one :class:`AnimationFrame` per driving frame.
 
@@ -308,7 +273,8 @@ def animate_person(
     mode (``"neutral"``, ``"first"`` or an index). ``with_driving_frames``
     re-reads the driving clip to attach each cropped driving frame (for the
     overlay). Frames are rendered ``batch_size`` at a time without gradients,
-    in ``precision`` (see :func:`render_landmarks`).
+    in ``precision`` on ``runtime`` (see :func:`render_landmarks`), one batch
+    ahead of the caller.
     """
     if motion.image_size != model.config.image_size:
         raise ValueError(
@@ -318,16 +284,13 @@ def animate_person(
         person.source_landmarks, motion.points, mode=mode, reference=reference
     )  # (T, 68, 2)
     crops = _driving_crops(motion) if with_driving_frames else None
-    size = model.config.image_size
-    precision = resolve_precision(precision, model_device(model))
-    sources = _warp_sources(model, person)
-    for start in range(0, len(targets), batch_size):
-        batch = targets[start : start + batch_size]
-        y_images = landmark_images(batch, size)
-        results, warps = _render_batch(model, person, batch, y_images, precision, sources)
-        warps = warps if warps is not None else [None] * len(results)
-        for offset, (result, y_image, points, warp) in enumerate(zip(results, y_images, batch, warps)):
-            index = start + offset
+    precision, runtime = rendering_setup(model, precision, runtime)
+    for batch in rendered_batches(model, person, targets, batch_size, precision, runtime):
+        warps = batch.warps if batch.warps is not None else [None] * len(batch.results)
+        for offset, (result, y_image, points, warp) in enumerate(
+            zip(batch.results, batch.y_images, batch.points, warps)
+        ):
+            index = batch.start + offset
             yield AnimationFrame(
                 index=index,
                 result=mark_synthetic(result) if watermark else result,
@@ -403,6 +366,7 @@ def render_video(
     precision: str | Precision | None = None,
     watermark: bool = False,
     progress: Progress | None = None,
+    runtime: str | Runtime | None = None,
 ) -> RenderResult:
     """Write the result MP4 (and the overlay MP4) for ``person`` driven by ``motion``.
 
@@ -435,6 +399,7 @@ def render_video(
             batch_size=batch_size,
             precision=precision,
             with_driving_frames=overlay is not None,
+            runtime=runtime,
         )
         for frame in frames:
             result = frame.result
