@@ -5,12 +5,14 @@ present), a person embedded from T shots of the synthetic talking clip
 (the example photo with small head motions), then:
 
 - fine-tuning: ``finetune_person`` for warm-up + N steps; median ms/step;
-- rendering: ``render_landmarks`` on a synthetic moving-landmark track in
-  batches; median frames/s over batches (fp32, then bf16).
+- rendering: the warp and G in batches on a synthetic moving-landmark track;
+  on a CPU PyTorch fp32, PyTorch bf16 and ONNX Runtime interleaved, median
+  frames/s over rounds (:func:`talking_head.evaluation.bench_runtime.bench_runtimes`);
+  on CUDA fp32 then bf16, median frames/s over batches.
 
 Prints the machine first. Medians, not means: a shared machine has outliers.
-A thin command line over :mod:`talking_head.evaluation.bench` (``bench_finetune``,
-``bench_render``).
+A thin command line over :mod:`talking_head.evaluation.speed` (``bench_finetune``,
+``bench_render``) and :mod:`talking_head.evaluation.bench_runtime`.
 
     python scripts/bench_pipeline.py --shots 1 8 --steps 10 --frames 64
 """
@@ -27,12 +29,13 @@ import torch
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from talking_head.evaluation.bench_runtime import bench_runtimes
 from talking_head.evaluation.machine import machine_info
 from talking_head.evaluation.speed import bench_finetune, bench_render
 
 
 def run_preset(preset: str, shots: list[int], steps: int, frames: int, batch: int) -> list[dict]:
-    """Fine-tuning rows (one per shot count), then rendering rows (fp32, then bf16)."""
+    """Fine-tuning rows (one per shot count), then rendering rows (PyTorch fp32, bf16, ONNX Runtime)."""
     rows = []
     for count in shots:
         ft = bench_finetune(preset, steps, count)
@@ -46,6 +49,33 @@ def run_preset(preset: str, shots: list[int], steps: int, frames: int, batch: in
             }
         )
         print(json.dumps(rows[-1]), flush=True)
+    return rows + (
+        render_cuda(preset, frames, batch) if torch.cuda.is_available() else render_cpu(preset, frames, batch)
+    )
+
+
+def render_cpu(preset: str, frames: int, batch: int) -> list[dict]:
+    """PyTorch fp32, PyTorch bf16 and ONNX Runtime side by side, interleaved."""
+    rows = []
+    for render in bench_runtimes(preset, batches=(batch,), rounds=max(3, frames // batch))["rows"]:
+        frames_per_s = round(render["frames_per_s"], 2) if render["frames_per_s"] else None
+        rows.append(
+            {
+                "preset": preset,
+                "device": "cpu",
+                "what": "rendering",
+                "batch": batch,
+                "variant": render["variant"],
+            }
+            | {"frames_per_s": frames_per_s, "note": render["note"]}
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def render_cuda(preset: str, frames: int, batch: int) -> list[dict]:
+    """fp32, then bf16 autocast, on the GPU."""
+    rows = []
     for precision in ("fp32", "bf16"):
         render = bench_render(preset, frames, batch, precision)
         rows.append(

@@ -45,9 +45,12 @@ def test_run_python_module_measures_the_child_only(tmp_path: Path) -> None:
     del ballast
 
 
-def test_bench_quick_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_quick_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from talking_head.__main__ import main
 
+    monkeypatch.setenv("TALKING_HEAD_CACHE", str(tmp_path / "cache"))  # the tiny G's graph, not in ~/.cache
     out = tmp_path / "bench.json"
     code = main(["bench", "--quick", "--landmarks", "dlib", "--out", str(out)])
     printed = capsys.readouterr().out
@@ -67,3 +70,10 @@ def test_bench_quick_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert 0 < warp["ms_per_frame"] < 1000 and warp["repeats"] == 10
     assert "warp alone" in printed and "ms/frame" in printed.split("warp alone")[1]
     assert "machine:" in printed and "G ms/frame" in printed and out.with_suffix(".txt").exists()
+    # Rendering side by side: every variant at both batch sizes, ONNX Runtime where it is installed.
+    rows = {(r["variant"], r["batch"]): r for r in results["runtimes"]["rows"]}
+    assert {b for _, b in rows} == {1, 2} and len(rows) == 6
+    assert all(r["ms_per_frame"] > 0 for v, r in rows.items() if v[0].startswith("PyTorch"))
+    onnx = rows[("ONNX Runtime fp32", 2)]
+    assert (onnx["ms_per_frame"] is not None) == (results["runtimes"]["onnxruntime"] is not None), onnx
+    assert "rendering: warp + G" in printed and "ONNX Runtime fp32" in printed

@@ -1,4 +1,4 @@
-"""``python -m talking_head bench``: networks, fine-tuning, landmarks and end-to-end timings."""
+"""``python -m talking_head bench``: networks, fine-tuning, landmarks, end-to-end and rendering-runtime timings."""
 
 from __future__ import annotations
 
@@ -34,6 +34,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("fp32", "bf16"),
         help="precisions timed side by side (default: fp32 bf16; none: skip)",
     )
+    parser.add_argument(
+        "--runtime",
+        choices=("auto", "onnx", "torch"),
+        help="rendering runtime of the end-to-end runs (default: $TALKING_HEAD_RUNTIME, else auto)",
+    )
+    parser.add_argument(
+        "--runtime-batches",
+        nargs="*",
+        type=int,
+        help="batch sizes of the rendering side-by-side: PyTorch fp32, PyTorch bf16, ONNX Runtime "
+        "(default: 1 8; none: skip)",
+    )
+    parser.add_argument(
+        "--only-runtimes", action="store_true", help="run the rendering side-by-side alone (a minute or so)"
+    )
     parser.add_argument("--out", help="write results as JSON here and the table next to it (.txt)")
 
 
@@ -55,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         "landmarks_backend": args.landmarks,
         "precision": args.precision,
         "compare_precisions": tuple(args.compare_precisions) if args.compare_precisions is not None else None,
+        "runtime": args.runtime,
+        "runtime_batches": tuple(args.runtime_batches) if args.runtime_batches is not None else None,
+        "only_runtimes": args.only_runtimes or None,
     }
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     results = run_benchmarks(config, progress=lambda msg: print(msg, flush=True))

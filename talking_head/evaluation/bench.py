@@ -16,7 +16,9 @@ the machine described by :func:`machine_info` (printed with the results):
 - fp32 and bf16 side by side (:func:`bench_precision`, DESIGN §8): G rendering
   frames/s at batch 8, training episodes/s and fine-tuning ms/step of one
   preset, with the CPU's bf16 flags, the conv micro-benchmark ``auto`` uses
-  and what ``auto`` chose.
+  and what ``auto`` chose;
+- rendering (warp + G) in PyTorch fp32, PyTorch bf16 and ONNX Runtime side
+  by side at batch 1 and 8, interleaved (:mod:`talking_head.evaluation.bench_runtime`).
 
 The results are a JSON-ready dict (:func:`run_benchmarks`) and a plain-text
 table (:func:`format_table`), which also lists parameter counts and MACs per
@@ -41,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from talking_head.evaluation.bench_runtime import bench_runtimes, format_runtimes
 from talking_head.evaluation.machine import machine_info, peak_rss_mib, run_python_module
 from talking_head.evaluation.speed import (
     bench_finetune,
@@ -79,6 +82,9 @@ class BenchConfig:
     weights: str | None = None  # weights for the end-to-end runs (None: random weights of finetune_preset)
     landmarks_backend: str = "auto"  # landmark detector to time
     precision: str = "auto"  # precision of the fine-tuning and end-to-end runs (auto, bf16, fp32)
+    runtime: str | None = (
+        None  # rendering runtime of the end-to-end runs (auto, onnx, torch; None: the environment's)
+    )
     compare_precisions: tuple[str, ...] = ("fp32", "bf16")  # precisions timed side by side (empty: skip)
     precision_preset: str = "cpu"  # preset of the side-by-side timings
     precision_render_frames: int = 16  # timed rendering frames per precision (after one warm-up batch)
@@ -86,6 +92,9 @@ class BenchConfig:
     precision_train_steps: int = 3  # timed training steps per precision (after one warm-up step)
     precision_train_batch: int = 2  # episodes per training step
     precision_train_k_shots: int = 2  # K of the training episodes
+    runtime_batches: tuple[int, ...] = (1, 8)  # batch sizes of the runtime side-by-side (empty: skip it)
+    runtime_rounds: int = 5  # interleaved timed rounds of the runtime side-by-side (after a warm-up round)
+    only_runtimes: bool = False  # run the runtime side-by-side alone
 
     @classmethod
     def quick(cls) -> BenchConfig:
@@ -105,6 +114,8 @@ class BenchConfig:
             precision_render_frames=2,
             precision_batch=2,
             precision_train_steps=1,
+            runtime_batches=(1, 2),
+            runtime_rounds=1,
         )
 
 
@@ -178,6 +189,21 @@ def _random_weights(preset: str, folder: Path) -> Path:
     return folder
 
 
+def _export_once(weights: str, config: BenchConfig) -> None:
+    """The ONNX graph of these weights into the cache before the timed runs, which would export it on first use."""
+    import torch
+
+    from talking_head.animation.pipeline import load_model
+    from talking_head.nets.precision import resolve_precision
+    from talking_head.nets.runtime import resolve_runtime, runtime_from_env
+
+    policy = config.runtime or runtime_from_env()
+    if policy != "torch" and not torch.cuda.is_available():
+        resolve_runtime(
+            policy, load_model(weights, "cpu").generator, resolve_precision(config.precision, "cpu")
+        )
+
+
 def bench_end_to_end(config: BenchConfig, workdir: Path) -> list[dict[str, Any]]:
     """``python -m talking_head animate`` on a synthetic clip, once per step count."""
     import torch
@@ -190,6 +216,7 @@ def bench_end_to_end(config: BenchConfig, workdir: Path) -> list[dict[str, Any]]
 
     Image.fromarray(next(synthetic_talking_frames(1, config.clip_size, seed=1))).save(photo)
     weights = config.weights or str(_random_weights(config.finetune_preset, workdir / "weights"))
+    _export_once(weights, config)
     rows = []
     for steps in config.end_to_end_steps:
         out = workdir / f"out_{steps}.mp4"
@@ -211,6 +238,8 @@ def bench_end_to_end(config: BenchConfig, workdir: Path) -> list[dict[str, Any]]
         args += ["--precision", config.precision]
         # The child uses as many torch threads as this process (set with --threads).
         env = os.environ | {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
+        if config.runtime is not None:
+            env["TALKING_HEAD_RUNTIME"] = config.runtime
         result = run_python_module("talking_head", args, env=env)
         if result["exit_code"] == 0:
             result.pop("output_tail")
@@ -239,6 +268,11 @@ def run_benchmarks(
     results: dict[str, Any] = {"machine": machine_info(), "config": asdict(config), "seconds": {}}
     say(results["machine"]["summary"])
     started = time.perf_counter()
+    if config.only_runtimes:
+        _bench_runtimes(config, results, say)
+        results["seconds"]["total"] = time.perf_counter() - started
+        results["peak_rss_mib"] = peak_rss_mib()
+        return results
     say("network sizes ...")
     _timed(results, "sizes", lambda: [network_sizes(p) for p in config.presets])
     say("networks ...")
@@ -272,9 +306,23 @@ def run_benchmarks(
         say(f"precision ({', '.join(config.compare_precisions)}) ...")
         with tempfile.TemporaryDirectory(prefix="talking_head_bench_") as tmp:
             _timed(results, "precision", lambda: bench_precision(config, Path(tmp)))
+    _bench_runtimes(config, results, say)
     results["seconds"]["total"] = time.perf_counter() - started
     results["peak_rss_mib"] = peak_rss_mib()
     return results
+
+
+def _bench_runtimes(config: BenchConfig, results: dict[str, Any], say: Callable[[str], None]) -> None:
+    if not config.runtime_batches:
+        return
+    say(f"rendering runtimes (batch {', '.join(map(str, config.runtime_batches))}) ...")
+    _timed(
+        results,
+        "runtimes",
+        lambda: bench_runtimes(
+            config.precision_preset, config.weights, config.runtime_batches, config.runtime_rounds
+        ),
+    )
 
 
 def _f(value: Any, digits: int = 1) -> str:
@@ -352,6 +400,13 @@ def format_precision(prec: dict[str, Any], machine: dict[str, Any]) -> list[str]
 def format_table(results: dict[str, Any]) -> str:
     """Plain-text tables of :func:`run_benchmarks`' results."""
     lines = [f"machine: {results['machine']['summary']}", ""]
+    if "runtimes" in results:
+        lines += [*format_runtimes(results["runtimes"], results["machine"]), ""]
+    if "networks" not in results:  # the runtime side-by-side alone
+        lines.append(
+            f"bench process peak RSS: {_f(results['peak_rss_mib'], 0)} MiB; total {_f(results['seconds']['total'])} s"
+        )
+        return "\n".join(lines) + "\n"
     sizes = results.get("sizes")
     if isinstance(sizes, list):
         lines += [format_sizes(r) for r in sizes] + [""]
