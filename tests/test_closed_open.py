@@ -67,7 +67,7 @@ def test_closed_to_open_scores_warp_ff_and_ft_in_the_lip_square(tmp_path) -> Non
     model = load_model(make_tiny_weights(tmp_path / "weights"), device="cpu")
     runner = ModelRunner(model, detector, precision="fp32")
     part = closed_to_open(
-        runner, [(clip, "person/talking.mp4")], [0, 1], model.config.image_size, detector,
+        runner, [(clip, "person/talking.mp4")], {"FF": 0, "FT1": 1}, model.config.image_size, detector,
         ClosedOpenConfig(targets=4, min_gap=2),
     )  # fmt: skip
     result = part["clips"][0]

@@ -101,10 +101,18 @@ def _mouth_scores(preds: Sequence[np.ndarray], reals: Sequence[np.ndarray], targ
 
 
 def score_clip(
-    path: Path, name: str, runner: Any, steps: Sequence[int], image_size: int, config: ClosedOpenConfig, detector: Any
+    path: Path,
+    name: str,
+    runner: Any,
+    methods: dict[str, int],
+    image_size: int,
+    config: ClosedOpenConfig,
+    detector: Any,
 ) -> dict[str, Any]:
-    """The closed-to-open scores of one clip for warp, FF and FT<N> (raises TalkingHeadError when unusable)."""
-    from talking_head.evaluation.evaluate import method_name
+    """The closed-to-open scores of one clip for warp and each method (name → fine-tuning steps).
+
+    Raises ``TalkingHeadError`` when the clip is unusable.
+    """
     from talking_head.face.framing import crop_box_from_landmarks, crop_image, points_to_crop
     from talking_head.nets.warp import warp_person_crops
 
@@ -134,28 +142,31 @@ def score_clip(
     warps = warp_person_crops(crops[shot][None], points[shot][None], target_points)
     result["warp"] = _mouth_scores(list(warps), reals, target_points)
     base = runner.embed([frames[shot]])
-    for count in steps:
+    for method, count in methods.items():
         person = runner.finetune(base, count)
-        result[method_name(count)] = _mouth_scores(runner.render(person, target_points), reals, target_points)
+        result[method] = _mouth_scores(runner.render(person, target_points), reals, target_points)
     return result
 
 
 def closed_to_open(
     runner: Any,
     clips: Sequence[tuple[Path, str]],
-    steps: Sequence[int],
+    methods: dict[str, int],
     image_size: int,
     detector: Any,
     config: ClosedOpenConfig = ClosedOpenConfig(),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Score every clip (``(path, name)`` pairs); the per-clip results and their means per method."""
+    """Score every clip (``(path, name)`` pairs) for warp and ``methods`` (name → fine-tuning steps).
+
+    Returns the per-clip results and their means per method.
+    """
     results, skipped = [], []
     for k, (path, name) in enumerate(clips):
         if progress:
             progress(f"closed-to-open [{k + 1}/{len(clips)}] {name}")
         try:
-            results.append(score_clip(path, name, runner, steps, image_size, config, detector))
+            results.append(score_clip(path, name, runner, methods, image_size, config, detector))
         except (TalkingHeadError, ValueError) as err:
             skipped.append({"clip": name, "skipped": str(err)})
     overall: dict[str, dict[str, float]] = {}

@@ -99,9 +99,7 @@ class EvalConfig:
             raise ValueError(f"half must be one of {', '.join(HALVES)}, got {self.half!r}")
 
 
-# Recipes, checkpoints and defaults are chosen on one half of val and reported on the other:
-# a result that holds only where it was chosen is not a result.
-HALVES = ("select", "report")
+HALVES = ("select", "report")  # choose recipes and defaults on one half of val, report on the other
 
 
 def val_half(clips: Sequence[Path], half: str | None) -> list[Path]:
@@ -475,14 +473,8 @@ def evaluate(
 
     extra = {}
     if config.closed_to_open:
-        from talking_head.evaluation.closed_open import ClosedOpenConfig, closed_to_open
-
         tick = time.perf_counter()
-        named = [(p, str(p.relative_to(root))) for p in paths]
-        extra["closed_to_open"] = closed_to_open(
-            runner, named, config.steps, model.config.image_size, detector,
-            ClosedOpenConfig(max_seconds=config.max_seconds), progress,
-        )  # fmt: skip
+        extra["closed_to_open"] = _closed_to_open_part(model, root, paths, config, runner, detector, progress)
         timings["closed_to_open_s"] = time.perf_counter() - tick
     timings["total_s"] = time.perf_counter() - started
     return extra | {
@@ -495,3 +487,13 @@ def evaluate(
         "overall": {"self": _overall(reports, "self"), "cross": _overall(reports, "cross")},
         "timings": timings,
     }
+
+
+def _closed_to_open_part(model, root, paths, config, runner, detector, progress) -> dict[str, Any]:  # noqa: ANN001
+    """:func:`talking_head.evaluation.closed_open.closed_to_open` on ``paths`` with this run's methods."""
+    from talking_head.evaluation.closed_open import ClosedOpenConfig, closed_to_open
+
+    named = [(p, str(p.relative_to(root))) for p in paths]
+    methods = {method_name(s): s for s in config.steps}
+    part = ClosedOpenConfig(max_seconds=config.max_seconds)
+    return closed_to_open(runner, named, methods, model.config.image_size, detector, part, progress)
