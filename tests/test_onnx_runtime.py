@@ -201,6 +201,19 @@ def test_runtime_policy_from_the_environment() -> None:
         runtime.runtime_from_env({runtime.ENV_RUNTIME: "tensorrt"})
 
 
+def test_the_app_warms_the_runtime_up_at_start_and_refuses_a_bad_one(tmp_path, caplog) -> None:
+    from _tiny_weights import make_tiny_weights
+
+    from talking_head.web.state import load_app_weights
+
+    weights = make_tiny_weights(tmp_path / "tiny")
+    with caplog.at_level(logging.INFO, logger="talking_head.web.state"):
+        assert load_app_weights(str(weights), "cpu", {runtime.ENV_RUNTIME: "torch"}).ok
+    assert "rendering with torch (PyTorch asked for)" in caplog.text
+    with pytest.raises(TalkingHeadError, match=runtime.ENV_RUNTIME):
+        load_app_weights(str(weights), "cpu", {runtime.ENV_RUNTIME: "gpu-please"})
+
+
 def test_cache_folder_is_per_user(monkeypatch) -> None:
     assert onnx_export.graph_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/talking-head/onnx")
     assert onnx_export.graph_cache_dir({onnx_export.ENV_CACHE: "/y"}) == Path("/y/onnx")

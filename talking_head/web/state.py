@@ -15,12 +15,13 @@ from pathlib import Path
 import torch
 
 from talking_head.animation.person import model_device
-from talking_head.animation.pipeline import load_model
+from talking_head.animation.pipeline import load_model, warm_up_rendering
 from talking_head.errors import WeightsError
 from talking_head.face.detection import LandmarkDetector
 from talking_head.face.landmarks import get_detector
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import TASKS, precision_from_env, resolve_precision
+from talking_head.nets.runtime import runtime_from_env
 from talking_head.web.limits import AppLimits
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,12 @@ def load_app_weights(
         precision = resolve_precision(precision_from_env(environ), model_device(model), task=task)
         if precision.policy != "auto":  # auto logs its own choice and why
             logger.info("precision for %s: %s (%s)", task, precision.name, precision.reason)
+    # $TALKING_HEAD_RUNTIME on a CPU: the ONNX graph (exported once into the cache), auto's choice and
+    # G's first call happen here, not in the first click.
+    if model_device(model).type == "cpu":
+        policies = {"precision": precision_from_env(environ), "runtime": runtime_from_env(environ)}
+        runtime = warm_up_rendering(model, **policies)
+        logger.info("rendering with %s (%s)", runtime.name, runtime.reason)
     return AppWeights(source, model)
 
 
