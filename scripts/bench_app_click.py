@@ -3,33 +3,90 @@
 The shipped weights (``weights/``, or ``--weights``), the astronaut photo and a
 5 s example motion, with the page's own defaults for everything else: the
 whole path a click takes (input checks, the photo's landmarks, embedding,
-fine-tuning, warping, G, encoding the result and the overlay). The first call
-also loads the weights and the landmark detector (a cold start, reported
-apart); then ``--repeats`` clicks per step count, medians. Prints the machine.
+fine-tuning, warping, G, encoding the result and the overlay). Starting the
+app (weights, landmark detector, the rendering runtime's warm-up: the ONNX
+graph, ``auto``'s measurement) is timed apart, then the first click, then
+``--repeats`` clicks per step count and setting, medians.
 
-    python scripts/bench_app_click.py --steps 0 20 --repeats 3 [--json out.json]
+``--settings`` compares rendering set-ups back to back in one process: each
+is ``RUNTIME:PRECISION`` (the values of ``TALKING_HEAD_RUNTIME`` and
+``TALKING_HEAD_PRECISION``, e.g. ``torch:fp32`` ``auto:auto``), and the
+clicks alternate between them round by round, so a shared machine's load
+falls on all alike. ``--profile`` adds the seconds spent per stage (summed
+over the clicks of a setting; the rendering thread's stages overlap the
+caller's, so they add up to more than the wall time). Prints the machine.
+
+    python scripts/bench_app_click.py --steps 0 40 --repeats 3 --settings torch:fp32 auto:auto --profile
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import functools
 import json
 import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 # Run from a checkout without installing the package.
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import app
+from talking_head.animation import rendering
 from talking_head.evaluation.machine import machine_info
 from talking_head.media.video import probe_video
+from talking_head.media.video_writer import VideoWriter
+from talking_head.nets.runtime import Runtime
+from talking_head.web import job
 
 PHOTO = ROOT / "examples" / "astronaut.png"
 MOTION = ROOT / "examples" / "motions" / "calm-talking.npz"
+
+STAGE_SECONDS: collections.Counter[str] = collections.Counter()  # stage → seconds, while profiling
+
+
+def _timed(stage: str, fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            STAGE_SECONDS[stage] += time.perf_counter() - start
+
+    return wrapped
+
+
+def install_profile() -> None:
+    """Time each stage of a click by wrapping the functions the job and the renderer call (this process only)."""
+    job.prepare_job = _timed("input checks + driving landmarks", job.prepare_job)
+    job.embed_person = _timed("photo landmarks + embedding", job.embed_person)
+    job.finetune_person = _timed("fine-tuning", job.finetune_person)
+    rendering.warp_shots = _timed("warp", rendering.warp_shots)
+    rendering.landmark_images = _timed("landmark images", rendering.landmark_images)
+    job.paste_back = _timed("paste-back", job.paste_back)
+    job.overlay_panels = _timed("overlay panels", job.overlay_panels)
+    job.mark_synthetic = _timed("synthetic mark", job.mark_synthetic)
+    VideoWriter.write = _timed("encoding (frames to ffmpeg)", VideoWriter.write)
+    VideoWriter.close = _timed("encoding (flush, audio)", VideoWriter.close)
+    renderer = Runtime.renderer
+
+    def timed_renderer(self: Runtime, generator: Any, precision: Any) -> Callable:
+        return _timed(f"G ({self.describe(precision)})", renderer(self, generator, precision))
+
+    Runtime.renderer = timed_renderer
+
+
+def use_setting(setting: str) -> None:
+    runtime, _, precision = setting.partition(":")
+    os.environ["TALKING_HEAD_RUNTIME"] = runtime
+    os.environ["TALKING_HEAD_PRECISION"] = precision or "auto"
 
 
 def click(steps: int, seconds: float) -> tuple[float, int]:
@@ -39,35 +96,82 @@ def click(steps: int, seconds: float) -> tuple[float, int]:
     return time.perf_counter() - start, probe_video(video).num_frames
 
 
+def _print_profile(profile: dict[str, float], clicks: int) -> None:
+    for stage, total in sorted(profile.items(), key=lambda kv: -kv[1]):
+        print(f"      {stage:<34} {total / clicks:6.2f} s a click", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[0, 20], help="fine-tuning steps to time")
-    parser.add_argument("--repeats", type=int, default=3, help="clicks per step count (median)")
+    parser.add_argument("--steps", type=int, nargs="+", default=[0, 40], help="fine-tuning steps to time")
+    parser.add_argument("--repeats", type=int, default=3, help="clicks per step count and setting (median)")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of the motion to render")
     parser.add_argument("--weights", help="weights folder or Hub repo id (default: the app's own choice)")
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=[],
+        metavar="RUNTIME:PRECISION",
+        help="rendering set-ups compared back to back, e.g. torch:fp32 auto:auto (default: the environment's)",
+    )
+    parser.add_argument("--profile", action="store_true", help="also print the seconds per stage")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
     if args.weights:
         os.environ["TALKING_HEAD_WEIGHTS"] = args.weights
+    settings = args.settings or [
+        f"{os.environ.get('TALKING_HEAD_RUNTIME', 'auto')}:{os.environ.get('TALKING_HEAD_PRECISION', 'auto')}"
+    ]
+    if args.profile:
+        install_profile()
     machine = machine_info()
     print(machine["summary"], flush=True)
-    cold, frames = click(args.steps[0], args.seconds)
+    use_setting(settings[0])
+    start = time.perf_counter()
+    app.load_state()  # what the app does at start: weights, detector, the runtime's warm-up
+    started = time.perf_counter() - start
     print(
-        f"cold start (loads weights and detector) + {args.steps[0]} steps: {cold:.1f} s, {frames} frames",
+        f"app start ({settings[0]}: weights, landmark detector, rendering warm-up): {started:.1f} s",
         flush=True,
     )
+    model = app.load_state().weights.require()
+    for setting in settings[1:]:  # the other set-ups' warm-up (a graph, auto's measurement), not in a click
+        use_setting(setting)
+        rendering.warm_up_rendering(model)
+    use_setting(settings[0])
+    first, frames = click(args.steps[0], args.seconds)
+    print(f"first click ({settings[0]}, {args.steps[0]} steps): {first:.1f} s, {frames} frames", flush=True)
     rows = []
     for steps in args.steps:
-        times = [click(steps, args.seconds)[0] for _ in range(args.repeats)]
-        row = {"steps": steps, "frames": frames, "median_s": statistics.median(times), "runs_s": times}
-        rows.append(row)
-        print(
-            f"{steps:3d} steps: median {row['median_s']:.1f} s over {len(times)} clicks "
-            f"({', '.join(f'{t:.1f}' for t in times)}), {frames} frames",
-            flush=True,
-        )
+        times: dict[str, list[float]] = {s: [] for s in settings}
+        profiles: dict[str, collections.Counter[str]] = {s: collections.Counter() for s in settings}
+        for _ in range(args.repeats):
+            for setting in settings:  # interleaved: one click of each setting per round
+                use_setting(setting)
+                STAGE_SECONDS.clear()
+                times[setting].append(click(steps, args.seconds)[0])
+                profiles[setting].update(STAGE_SECONDS)
+        for setting in settings:
+            runs = times[setting]
+            row = {"steps": steps, "setting": setting, "frames": frames, "median_s": statistics.median(runs)}
+            row |= {"runs_s": runs, "profile_s": {k: v / len(runs) for k, v in profiles[setting].items()}}
+            rows.append(row)
+            print(
+                f"{steps:3d} steps, {setting:<11}: median {row['median_s']:.1f} s over {len(runs)} clicks "
+                f"({', '.join(f'{t:.1f}' for t in runs)}), {frames} frames",
+                flush=True,
+            )
+            if args.profile:
+                _print_profile(profiles[setting], len(runs))
+        if len(settings) > 1:
+            base = statistics.median(times[settings[0]])
+            for setting in settings[1:]:
+                print(
+                    f"    {setting} vs {settings[0]}: {base / statistics.median(times[setting]):.2f}x faster"
+                )
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "cold_s": cold, "rows": rows}, indent=2))
+        summary = {"machine": machine, "start_s": started, "first_click_s": first, "rows": rows}
+        args.json.write_text(json.dumps(summary, indent=2))
     return 0
 
 
