@@ -34,6 +34,12 @@ def test_an_outlier_frame_is_found() -> None:
     assert np.flatnonzero(reject).tolist() == [12]
 
 
+def test_an_expression_in_one_frame_is_no_jump() -> None:
+    points = _face_points(_drift(30))
+    points[12, 48:68, 1] += 12.0  # the mouth opens wide for one frame: the nose and eyes stay
+    assert not find_jumps(points, np.ones(30, bool), face_size=40.0, fps=25.0).any()
+
+
 def test_a_lone_step_is_found_on_both_of_its_frames() -> None:
     centres = [(x + (6.0 if i >= 15 else 0.0), y) for i, (x, y) in enumerate(_drift(30))]
     reject = find_jumps(_face_points(centres), np.ones(30, bool), face_size=40.0, fps=25.0)

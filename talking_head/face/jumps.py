@@ -5,10 +5,13 @@ A landmark detector sometimes places the face a few pixels off for one frame
 driving motion that is a visible jerk: one example track moved its landmarks
 10.75 px between two frames where the clip's median motion is 1.56 px.
 
-A frame step is a *jump* when the landmarks' mean displacement in that step
-is :data:`JUMP_FACTOR` times the median step around it (the steps within
-:data:`JUMP_WINDOW_S` seconds) and at least :data:`JUMP_MIN_FACE_FRACTION` of
-the face size. Two shapes are repaired:
+Jumps are measured on the rigid part of the face only (:func:`rigid_motion`:
+the centre and spread of the nose and eye points, 27–47), so that an
+expression (a mouth opening, a brow raised) is never taken for one, while a
+shifted or rescaled face box, which moves every point, is. A frame step is a
+*jump* when that motion is :data:`JUMP_FACTOR` times the median step around
+it (the steps within :data:`JUMP_WINDOW_S` seconds) and at least
+:data:`JUMP_MIN_FACE_FRACTION` of the face size. Two shapes are repaired:
 
 - an *outlier*: two jumps in a row whose outer frames agree (the face goes
   away for one frame and comes back); the middle frame is replaced by the
@@ -44,6 +47,22 @@ def step_motion(points: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.diff(points, axis=0), axis=-1).mean(axis=-1)
 
 
+RIGID_POINTS = slice(27, 48)  # nose bridge, lower nose and both eyes: they move with the head, not with expressions
+
+
+def rigid_motion(points: np.ndarray) -> np.ndarray:
+    """(T − 1,) motion of the rigid points from each frame to the next, pixels: centre shift + spread change.
+
+    points (T, 68, 2). The spread is the RMS distance of the points from their centre.
+    """
+    rigid = points[:, RIGID_POINTS].astype(np.float64)  # (T, 21, 2)
+    centre = rigid.mean(axis=1)  # (T, 2)
+    spread = np.sqrt(((rigid - centre[:, None]) ** 2).sum(axis=-1).mean(axis=1))  # (T,)
+    if len(points) < 2:
+        return np.zeros(0)
+    return np.linalg.norm(np.diff(centre, axis=0), axis=-1) + np.abs(np.diff(spread))
+
+
 def _local_median(steps: np.ndarray, valid: np.ndarray, half_width: int) -> np.ndarray:
     """(S,) median of the valid steps within ``half_width`` of each step, the step itself left out."""
     medians = np.full(len(steps), np.inf, dtype=np.float64)
@@ -61,7 +80,7 @@ def find_jumps(points: np.ndarray, found: np.ndarray, face_size: float, fps: flo
     points (T, 68, 2) pixels, found (T,) bool (only steps between found frames
     count), ``face_size`` the face's size in pixels, ``fps`` the frame rate.
     """
-    steps = step_motion(points)  # (T − 1,)
+    steps = rigid_motion(points)  # (T − 1,)
     reject = np.zeros(len(points), dtype=bool)
     if len(steps) < 3:
         return reject
@@ -79,7 +98,7 @@ def find_jumps(points: np.ndarray, found: np.ndarray, face_size: float, fps: flo
 
 def _returns(points: np.ndarray, frame: int, steps: np.ndarray) -> bool:
     """The frames on either side of ``frame`` agree: it went away and came back."""
-    across = float(np.linalg.norm(points[frame + 1] - points[frame - 1], axis=-1).mean())
+    across = float(rigid_motion(points[[frame - 1, frame + 1]])[0])
     return across < OUTLIER_RETURN * min(steps[frame - 1], steps[frame])
 
 

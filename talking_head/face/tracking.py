@@ -310,6 +310,7 @@ def track_landmarks(
     max_gap: int | None = None,
     progress: Progress = None,
     redetect_every: int = DEFAULT_REDETECT_EVERY,
+    reject_jumps: bool = True,
 ) -> LandmarkTrack:
     """Track the landmarks of the (largest) face through ``frames``.
 
@@ -323,6 +324,9 @@ def track_landmarks(
             tqdm-like object whose ``update(1)`` is called. Exceptions it raises
             (e.g. ``CancelledError``) propagate.
         redetect_every: force a full-frame search after this many hinted frames.
+        reject_jumps: replace single-frame landmark jumps by interpolation
+            (:meth:`LandmarkTrack.without_jumps`); turn it off for frames that
+            are not consecutive (frames sampled far apart move a lot between them).
 
     Raises:
         NoFaceError: no frame contains a face.
@@ -358,7 +362,7 @@ def track_landmarks(
     points_arr, boxes_arr = np.stack(points), np.stack(boxes)
     long_gaps = fill_gaps(points_arr, boxes_arr, found_arr, max_gap)
     track = LandmarkTrack(points_arr, boxes_arr, found_arr, fps, detector.name, frame_size, long_gaps)
-    return track.without_jumps()[0]
+    return track.without_jumps()[0] if reject_jumps else track
 
 
 def _check_frame_size(frame: np.ndarray, frame_size: tuple[int, int] | None, index: int) -> tuple[int, int]:
