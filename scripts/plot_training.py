@@ -29,8 +29,8 @@ PANELS = (
     ("adversarial and feature matching", ("loss_adv", "loss_fm")),
     ("D: hinge loss, scores", ("loss_d_hinge", "d_real", "d_fake")),
     ("lip square: G's −D_lip(x̂) and feature matching (× weights)", ("loss_lip_adv", "loss_lip_fm")),
-    ("D_lip: hinge loss, scores, balanced accuracy before its update (0.5 = chance)",
-     ("lip_d_loss", "lip_d_real", "lip_d_fake", "lip_d_acc")),
+    ("D_lip: hinge loss, scores; before its update: balanced accuracy, share real > own x̂ (0.5 = chance)",
+     ("lip_d_loss", "lip_d_real", "lip_d_fake", "lip_d_acc", "lip_d_rank")),
     ("embedding match L_MCH", ("loss_mch",)),
 )
 

@@ -79,9 +79,9 @@ def test_training_with_d_lip_logs_its_accuracy_and_resumes(tmp_path) -> None:
     run = tmp_path / "run"
     train(data, run, ModelConfig.preset("tiny"), _config(), loss, precision="fp32")
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
-    for key in ("lip_d_acc", "lip_d_loss", "loss_lip_adv", "loss_lip_fm"):
+    for key in ("lip_d_acc", "lip_d_rank", "lip_d_loss", "loss_lip_adv", "loss_lip_fm"):
         assert all(key in line for line in stats), key
-    assert all(0.0 <= line["lip_d_acc"] <= 1.0 for line in stats)
+    assert all(0.0 <= line["lip_d_acc"] <= 1.0 and 0.0 <= line["lip_d_rank"] <= 1.0 for line in stats)
     assert any(line["loss_lip_fm"] > 0 for line in stats)
     checkpoint = load_checkpoint(run)
     assert "lip_discriminator" in checkpoint and "opt_lip_d" in checkpoint

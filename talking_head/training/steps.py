@@ -84,6 +84,9 @@ def update_lip_d(
     ``lip_d_acc`` is D_lip's balanced accuracy (real > 0, fake < 0) on this
     batch *before* its first update on it: an honest estimate of how well it
     tells real mouths from G's, since it has not been trained on these yet.
+    ``lip_d_rank`` is the share of samples whose real square scores above its
+    own x̂ (pairs with the same landmarks): it shows D_lip telling them apart
+    before its scores have moved to the right side of 0.
     """
     if nets.lip_discriminator is None:
         return {}
@@ -100,6 +103,7 @@ def update_lip_d(
         real_score, fake_score = scores.float().chunk(2)
         if accuracy is None:
             accuracy = _balanced_accuracy(real_score, fake_score, keep)
+            rank = ((real_score > fake_score).float() * keep).sum() / keep.sum().clamp_min(1.0)
         loss = _masked_hinge(real_score, fake_score, keep)
         loss.backward()
         average_gradients(list(lip_d.parameters()), env)
@@ -109,6 +113,7 @@ def update_lip_d(
     return {
         "lip_d_loss": loss.detach(),
         "lip_d_acc": accuracy,
+        "lip_d_rank": rank,
         "lip_d_real": real_score.mean().detach(),
         "lip_d_fake": fake_score.mean().detach(),
         "lip_d_skipped": torch.tensor(float(skipped), device=env.device),
