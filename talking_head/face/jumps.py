@@ -34,7 +34,7 @@ import numpy as np
 
 JUMP_FACTOR = 5.0  # a jump is this many times the median step within JUMP_WINDOW_S
 JUMP_MIN_FACE_FRACTION = 0.03  # ... and at least this fraction of the face size (a still clip's noise is no jump)
-JUMP_NEIGHBOUR_FACTOR = 2.0  # a step jump is this many times the steps on either side of it
+JUMP_NEIGHBOUR_FACTOR = 2.5  # a step jump is this many times the steps on either side of it (a quick nod: about 2)
 JUMP_WINDOW_S = 1.0  # half-width of the window the median step is taken over, seconds
 STEP_MAX_FACE_FRACTION = 0.25  # a larger single step is a cut or another face: kept as it is
 OUTLIER_RETURN = 0.5  # an outlier's neighbours are closer to each other than this fraction of its jumps
