@@ -1,8 +1,8 @@
 """Make the example driving motions shipped in ``examples/motions/``.
 
 Each example is a *landmark track* the project extracted itself, never video
-pixels: the clips in ``../shared/data`` are research-only and must not be
-shipped, but the numbers derived from them (68 points per frame) may be.
+pixels: the source clips are research-only and must not be shipped
+(``docs/DATA.md``), but the numbers derived from them (68 points per frame) may be.
 
 For every entry of :data:`MOTIONS` this script
 
@@ -15,9 +15,10 @@ For every entry of :data:`MOTIONS` this script
    video pixels; ``web.previews.write_motion_preview``), tagged synthetic in its
    metadata.
 
-Run from the repository root::
+Run from the repository root, with ``DATA`` the folder that holds the
+research clips (``val/<identity>/<clip>.mp4``)::
 
-    python scripts/make_examples.py --data ../shared/data
+    python scripts/make_examples.py --data DATA
 
 The result is deterministic for a given clip and dlib version. Each .npz is
 about 20-30 kB and each preview about 200 kB.
@@ -85,9 +86,7 @@ def extract_track(clip: Path, start: float, seconds: float) -> LandmarkTrack:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--data", type=Path, default=REPO_ROOT.parent / "shared" / "data", help="folder with train/ and val/"
-    )
+    parser.add_argument("--data", type=Path, required=True, help="folder with the clips' val/ (docs/DATA.md)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "examples" / "motions", help="output folder")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """K-shot blending of warps on a validation folder: similarity softmax at several τ, uniform mean, nearest shot.
 
-Usage: python scripts/measure_kshot_blend.py ../shared/data/val OUT.json
+Usage: python scripts/measure_kshot_blend.py VAL OUT.json   (VAL: <identity>/<clip>.mp4 validation clips, docs/DATA.md)
 
 For each clip, the evaluate protocol's frames (8 shots from the first quarter, 32 hold-out
 frames): SSIM, mouth SSIM and sharpness of the warp alone, 1 shot vs 8 shots blended.

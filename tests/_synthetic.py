@@ -1,6 +1,6 @@
 """Synthetic data for tests: landmark templates, cartoon faces, prepared folders and clips.
 
-Everything is made on the fly (no files from ``../shared/data``). Other test
+Everything is made on the fly (no research clips, ``docs/DATA.md``). Other test
 modules may import these helpers.
 """
 

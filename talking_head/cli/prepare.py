@@ -2,7 +2,7 @@
 
 Example::
 
-    python -m talking_head prepare --videos ../shared/data/train --out data/prepared/train --workers 2
+    python -m talking_head prepare --videos videos/train --out data/prepared/train --workers 2
 """
 
 from __future__ import annotations
