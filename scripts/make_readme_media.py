@@ -1,26 +1,38 @@
-"""The README's pictures of the shipped weights: the astronaut talking, and one frame four ways.
+"""The README's pictures, made from the shipped weights: the astronaut talking, one frame four ways, one hard case.
 
 Only public-domain pixels (NASA's astronaut, ``examples/astronaut.png``) and
-landmark tracks (``examples/motions``) go in; never frames of ``../shared/data``.
+landmark tracks (``examples/motions``) go in; never frames of the research
+clips (``docs/DATA.md``). Everything runs in ``--precision`` (fp32 by
+default: the same pixels on every CPU) with PyTorch rendering, and
+``docs/media/made_with.json`` records, for each picture, the command, the
+steps, the precision and the machine (CPU model, family, bf16 units), which
+the README's captions name.
 
 1. ``docs/media/astronaut.gif``: the CLI (``python -m talking_head animate``)
-   drives the astronaut with an example motion from the weights in ``--weights``,
-   then every ``--gif-every``-th frame of its MP4 becomes a looping GIF.
-2. ``docs/media/astronaut_strip.png``: the frame of that motion where the mouth
-   is most open, as astronaut photo (framed) | warp only | FF (0 steps) |
-   FT (``--steps`` fine-tuning steps), with the landmarks given to G (the driving motion retargeted to the astronaut) in a fifth
-   panel on the left.
+   drives the astronaut with ``--motion`` and ``--steps`` fine-tuning steps
+   (the app's CPU default), then every ``--gif-every``-th frame of its MP4
+   becomes a looping GIF.
+2. ``docs/media/astronaut_strip.png``: the frame of that motion where the
+   mouth is most open: the landmarks given to G (the motion retargeted to the
+   astronaut) | the photo (framed) | warp only | FF (0 steps) | FT.
+3. ``docs/media/hard_case.png``: the hard case, a mouth driven wide open (the
+   ``expressions`` motion's widest frame): the lip square of the landmarks,
+   the warp, FF and FT, enlarged 3× (the whole frames above them).
 
-    python scripts/make_readme_media.py --weights weights --steps 20
+    python scripts/make_readme_media.py        # about 5 min on 2 CPU cores
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+os.environ.setdefault("TALKING_HEAD_RUNTIME", "torch")  # PyTorch rendering: the pixels do not depend on ONNX Runtime
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -32,41 +44,49 @@ sys.path.insert(0, str(ROOT))
 from talking_head.animation.finetune import finetune_person
 from talking_head.animation.person import embed_person
 from talking_head.animation.pipeline import animate_person, load_driving
+from talking_head.evaluation.machine import machine_info
+from talking_head.evaluation.metrics import mouth_box
 from talking_head.face.landmarks import get_detector
 from talking_head.media.video_reader import VideoReader
 from talking_head.nets.model import TalkingHeadModel
+from talking_head.web.limits import CPU_DEFAULT_STEPS
 
 PHOTO = ROOT / "examples" / "astronaut.png"
 MOTIONS = ROOT / "examples" / "motions"
 OUT = ROOT / "docs" / "media"
+RECORD = OUT / "made_with.json"
+ZOOM = 3  # the hard case's lip squares are shown this many times larger
 
 
-def make_gif(weights: str, motion: Path, seconds: float, every: int, out: Path) -> int:
-    """The CLI's MP4 of the astronaut, every ``every``-th frame as a looping GIF; returns its frame count."""
+def machine() -> dict[str, object]:
+    """What the README's captions name: CPU model, family, bf16 units, threads, GPU."""
+    info = machine_info()
+    keys = ("cpu", "cpu_family_model", "cpu_bf16_flags", "cores", "torch", "torch_threads", "gpu", "summary")
+    return {key: info[key] for key in keys}
+
+
+def make_gif(weights: str, motion: Path, steps: int, precision: str, seconds: float, every: int, out: Path) -> list[str]:
+    """The CLI's MP4 of the astronaut, every ``every``-th frame as a looping GIF; returns the command."""
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "astronaut.mp4"
         command = [
-            sys.executable, "-m", "talking_head", "animate", "--photos", str(PHOTO), "--driving", str(motion),
-            "--out", str(video), "--weights", weights, "--max-seconds", str(seconds), "--landmarks", "dlib",
-            "--watermark",
+            "python", "-m", "talking_head", "animate", "--photos", str(PHOTO.relative_to(ROOT)),
+            "--driving", str(motion.relative_to(ROOT)), "--out", "out.mp4", "--steps", str(steps),
+            "--weights", weights, "--max-seconds", f"{seconds:g}", "--landmarks", "dlib",
+            "--precision", precision, "--watermark",
         ]  # fmt: skip
-        subprocess.run(command, check=True, cwd=ROOT)
+        run = [sys.executable, *command[1:]]
+        run[run.index("out.mp4")] = str(video)
+        subprocess.run(run, check=True, cwd=ROOT)
         with VideoReader(video) as reader:
             fps = reader.info.fps
             frames = [Image.fromarray(frame) for i, frame in enumerate(reader) if i % every == 0]
-    frames[0].save(
-        out,
-        save_all=True,
-        append_images=frames[1:],
-        duration=round(1000 * every / fps),
-        loop=0,
-        optimize=True,
-    )
-    return len(frames)
+    frames[0].save(out, save_all=True, append_images=frames[1:], duration=round(1000 * every / fps), loop=0, optimize=True)
+    return command
 
 
 def _label(image: np.ndarray, text: str) -> Image.Image:
-    panel = Image.fromarray(image)
+    panel = Image.fromarray(np.ascontiguousarray(image))
     draw = ImageDraw.Draw(panel)
     draw.rectangle((0, 0, 7 * len(text) + 8, 16), fill=(0, 0, 0))
     draw.text((4, 2), text, fill=(255, 255, 255))
@@ -81,46 +101,100 @@ def _frame(frames, index: int):
     raise ValueError(f"the motion has no frame {index}")
 
 
-def make_strip(weights: str, motion: Path, steps: int, out: Path) -> int:
-    """One driving frame as landmarks | astronaut | warp only | FF | FT; returns the frame's index."""
-    model = TalkingHeadModel.from_pretrained(weights)
-    detector = get_detector("dlib")
-    person = embed_person(model, [str(PHOTO)], detector)
-    driving = load_driving(str(motion), model.config.image_size, detector=detector)
-    lips = driving.points[:, 62:68]  # inner lips: 62-64 upper, 65-67 lower
-    index = int(np.argmax(np.linalg.norm(lips[:, 3] - lips[:, 1], axis=-1)))  # 66 below 62: widest opening
-    ff = _frame(animate_person(model, person, driving), index)  # the whole motion: relative mode's reference
-    tuned = finetune_person(model, person, steps) if steps else person
-    ft = _frame(animate_person(model, tuned, driving), index)
-    panels = [
-        _label(ff.landmark_image, "target landmarks"),
-        _label(person.shots[0], "photo"),
-        _label(ff.warp, "warp only"),
-        _label(ff.result, "FF, 0 steps"),
-        _label(ft.result, f"FT, {steps} steps"),
-    ]
-    strip = Image.new("RGB", (sum(p.width for p in panels), panels[0].height))
+def _row(panels: list[Image.Image]) -> Image.Image:
+    strip = Image.new("RGB", (sum(p.width for p in panels), max(p.height for p in panels)))
     x = 0
     for panel in panels:
         strip.paste(panel, (x, 0))
         x += panel.width
-    strip.save(out)
+    return strip
+
+
+def _widest_mouth(points: np.ndarray) -> int:
+    """The frame where the inner lips are furthest apart (66 below 62)."""
+    lips = points[:, 62:68]  # inner lips: 62-64 upper, 65-67 lower
+    return int(np.argmax(np.linalg.norm(lips[:, 4] - lips[:, 0], axis=-1)))
+
+
+def people(model: TalkingHeadModel, steps: int, precision: str):
+    """The astronaut embedded (FF), and fine-tuned ``steps`` steps (FT)."""
+    person = embed_person(model, [str(PHOTO)], get_detector("dlib"))
+    return person, (finetune_person(model, person, steps, precision=precision) if steps else person)
+
+
+def _widest_frames(model: TalkingHeadModel, pair, motion: Path, precision: str):
+    """(index, FF frame, FT frame) at the frame of ``motion`` where the mouth is widest."""
+    driving = load_driving(str(motion), model.config.image_size, detector=get_detector("dlib"))
+    index = _widest_mouth(driving.points)
+    # The whole motion is rendered: relative mode measures it from the motion's most neutral frame.
+    ff, ft = (_frame(animate_person(model, person, driving, precision=precision), index) for person in pair)
+    return index, ff, ft
+
+
+def make_strip(model: TalkingHeadModel, pair, motion: Path, steps: int, precision: str, out: Path) -> int:
+    """One driving frame as landmarks | astronaut | warp only | FF | FT; returns the frame's index."""
+    index, ff, ft = _widest_frames(model, pair, motion, precision)
+    panels = [
+        _label(ff.landmark_image, "target landmarks"),
+        _label(pair[0].shots[0], "photo"),
+        _label(ff.warp, "warp only"),
+        _label(ff.result, "FF, 0 steps"),
+        _label(ft.result, f"FT, {steps} steps"),
+    ]
+    _row(panels).save(out)
+    return index
+
+
+def make_hard_case(model: TalkingHeadModel, pair, motion: Path, steps: int, precision: str, out: Path) -> int:
+    """The widest-open mouth of ``motion``: whole frames above their lip squares enlarged ``ZOOM``×."""
+    index, ff, ft = _widest_frames(model, pair, motion, precision)
+    x0, y0, x1, y1 = mouth_box(ff.landmarks, model.config.image_size)
+    names = ("target landmarks", "warp only", "FF, 0 steps", f"FT, {steps} steps")
+    images = (ff.landmark_image, ff.warp, ff.result, ft.result)
+    side = ZOOM * (x1 - x0)
+    columns = []
+    for name, image in zip(names, images):
+        frame = _label(image, name)
+        lips = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1])).resize((side, side), Image.LANCZOS)
+        column = Image.new("RGB", (max(frame.width, side), frame.height + side), (255, 255, 255))
+        column.paste(frame, ((column.width - frame.width) // 2, 0))
+        column.paste(lips, ((column.width - side) // 2, frame.height))
+        columns.append(column)
+    _row(columns).save(out)
     return index
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", default=str(ROOT / "weights"), help="weights folder (default weights/)")
-    parser.add_argument("--motion", default=str(MOTIONS / "calm-talking.npz"), help="driving track")
-    parser.add_argument("--steps", type=int, default=20, help="fine-tuning steps of the FT panel")
+    parser.add_argument("--weights", default="weights", help="weights folder (default weights/, the shipped ones)")
+    parser.add_argument("--motion", default=str(MOTIONS / "calm-talking.npz"), help="driving track of the GIF and strip")
+    parser.add_argument("--hard-motion", default=str(MOTIONS / "expressions.npz"), help="driving track of the hard case")
+    parser.add_argument("--steps", type=int, default=CPU_DEFAULT_STEPS, help="fine-tuning steps (default: the app's)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"), help="default fp32")
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds of motion in the GIF")
     parser.add_argument("--gif-every", type=int, default=2, help="keep every n-th frame in the GIF")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    count = make_gif(args.weights, Path(args.motion), args.seconds, args.gif_every, OUT / "astronaut.gif")
-    print(f"wrote {OUT / 'astronaut.gif'} ({count} frames)")
-    index = make_strip(args.weights, Path(args.motion), args.steps, OUT / "astronaut_strip.png")
-    print(f"wrote {OUT / 'astronaut_strip.png'} (driving frame {index})")
+    record = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
+    here = machine()
+    print(here["summary"], flush=True)
+    common = {"weights": args.weights, "steps": args.steps, "precision": args.precision, "rendering": "PyTorch", "machine": here}
+    script = f"python scripts/make_readme_media.py --steps {args.steps} --precision {args.precision}"
+
+    command = make_gif(args.weights, Path(args.motion), args.steps, args.precision, args.seconds, args.gif_every, OUT / "astronaut.gif")
+    record["astronaut.gif"] = {**common, "command": " ".join(command), "made_by": script}
+    print(f"wrote {OUT / 'astronaut.gif'}", flush=True)
+
+    model = TalkingHeadModel.from_pretrained(args.weights)
+    pair = people(model, args.steps, args.precision)
+    index = make_strip(model, pair, Path(args.motion), args.steps, args.precision, OUT / "astronaut_strip.png")
+    record["astronaut_strip.png"] = {**common, "driving_frame": index, "motion": Path(args.motion).name, "made_by": script}
+    print(f"wrote {OUT / 'astronaut_strip.png'} (driving frame {index})", flush=True)
+
+    index = make_hard_case(model, pair, Path(args.hard_motion), args.steps, args.precision, OUT / "hard_case.png")
+    record["hard_case.png"] = {**common, "driving_frame": index, "motion": Path(args.hard_motion).name, "made_by": script}
+    print(f"wrote {OUT / 'hard_case.png'} (driving frame {index})", flush=True)
+    RECORD.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return 0
 
 
