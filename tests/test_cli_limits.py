@@ -10,7 +10,7 @@ from _landmark_helpers import face_crop
 from _tiny_weights import make_tiny_weights
 
 from talking_head.__main__ import main
-from talking_head.animation.workload import estimate_seconds, format_duration, plan_track
+from talking_head.animation.workload import MEASURED_RATES, estimate_seconds, format_duration, plan_track, same_kind
 from talking_head.face.tracking import LandmarkTrack
 from talking_head.media.video import probe_video
 from talking_head.media.video_writer import VideoWriter
@@ -105,4 +105,9 @@ def test_the_estimate_adds_up_the_stages() -> None:
     stages = estimate_seconds(40, plan)
     assert plan.frames == 125 and stages["landmarks"] == 0  # a track is not tracked again
     assert stages["fine-tuning"] > 40 * 0.2 and stages["rendering"] > 125 * 0.05
-    assert [format_duration(s) for s in (40, 200, 10_000)] == ["40 s", "3 min 20 s", "2 h 47 min"]
+    assert [format_duration(s) for s in (0.2, 40, 200, 10_000)] == ["under 1 s", "40 s", "3 min 20 s", "2 h 47 min"]
+    measured = MEASURED_RATES.cpu_family_model
+    assert same_kind(MEASURED_RATES, measured, ("fp32",), "cpu")
+    assert not same_kind(MEASURED_RATES, "family 26 model 2", ("fp32",), "cpu")  # a Zen 5: the estimate says so
+    assert not same_kind(MEASURED_RATES, measured, ("bf16", "fp32"), "cpu")
+    assert not same_kind(MEASURED_RATES, measured, ("fp32",), "cuda")

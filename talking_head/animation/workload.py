@@ -107,6 +107,8 @@ class WorkRates:
     """Seconds per unit of work on one kind of machine: what an estimate is scaled from."""
 
     machine: str  # where they were measured, with the precision
+    cpu_family_model: str  # that CPU's "family F model M" (machine_info), to tell whether this is the same kind
+    precision: str  # the precision they were measured in
     setup_s: float  # loading the model and the detector, the photos' landmarks, embedding
     finetune_setup_s: float  # copying G' and its optimizer, once per fine-tuning
     finetune_step_s: float  # one fine-tuning step (one shot)
@@ -120,6 +122,8 @@ class WorkRates:
 # with 0 steps).
 MEASURED_RATES = WorkRates(
     machine="a 2-core AMD EPYC (Zen 3) in fp32",
+    cpu_family_model="family 25 model 1",
+    precision="fp32",
     setup_s=2.0,
     finetune_setup_s=3.4,
     finetune_step_s=0.30,
@@ -140,9 +144,16 @@ def estimate_seconds(
     }
 
 
+def same_kind(rates: WorkRates, cpu_family_model: str | None, precisions: tuple[str, ...], device: str) -> bool:
+    """Whether ``rates`` were measured on this kind of machine: the same CPU family and model, precision, a CPU."""
+    return device == "cpu" and cpu_family_model == rates.cpu_family_model and set(precisions) == {rates.precision}
+
+
 def format_duration(seconds: float) -> str:
-    """``seconds`` in words a reader takes in at once: "40 s", "3 min 20 s", "2 h 47 min"."""
-    seconds = max(0, round(seconds))
+    """``seconds`` in words a reader takes in at once: "under 1 s", "40 s", "3 min 20 s", "2 h 47 min"."""
+    if seconds < 0.5:
+        return "under 1 s"
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:

@@ -276,9 +276,10 @@ def _check_work(args: argparse.Namespace, limits: AppLimits | None, plan: Drivin
         )
 
 
-def _print_work(args: argparse.Namespace, plan: DrivingPlan, machine: str) -> None:
-    """The work and its estimate, before any of it starts."""
-    from talking_head.animation.workload import MEASURED_RATES, estimate_seconds, format_duration
+def _print_work(args: argparse.Namespace, plan: DrivingPlan, device: str, precisions: tuple[str, ...]) -> None:
+    """The work and its estimate, before any of it starts; says when this machine is not the one measured."""
+    from talking_head.animation.workload import MEASURED_RATES, estimate_seconds, format_duration, same_kind
+    from talking_head.evaluation.machine import machine_info
 
     stages = estimate_seconds(args.steps, plan)
     verb = "render" if plan.is_track else "track and render"
@@ -287,9 +288,17 @@ def _print_work(args: argparse.Namespace, plan: DrivingPlan, machine: str) -> No
         f"{plan.frames} frames to {verb} ({plan.seconds:.1f} s at {plan.fps:g} fps)"
     )
     detail = ", ".join(f"{stage} {format_duration(value)}" for stage, value in stages.items() if value > 0)
+    info = machine_info()
+    here = (
+        f"{info['cpu']} ({info['cpu_family_model']}; bf16 units: {', '.join(info['cpu_bf16_flags']) or 'none'}), "
+        f"{device}, {'/'.join(dict.fromkeys(precisions))}"
+    )
+    caveat = "" if same_kind(MEASURED_RATES, info["cpu_family_model"], precisions, device) else (
+        ": another kind of machine, so the time may differ several times over (the progress bars show the real rate)"
+    )
     print(
         f"estimate: about {format_duration(sum(stages.values()))} ({detail}) at the speed measured on "
-        f"{MEASURED_RATES.machine}; this machine: {machine}"
+        f"{MEASURED_RATES.machine}; this machine: {here}{caveat}"
     )
 
 
@@ -356,7 +365,6 @@ def _render(
 def run(args: argparse.Namespace) -> int:
     """Embed, fine-tune, track the driver, render; print a summary."""
     from talking_head.animation import pipeline
-    from talking_head.evaluation.machine import machine_info
     from talking_head.face.landmarks import get_detector
     from talking_head.nets.precision import resolve_precision
     from talking_head.web.limits import AppLimits
@@ -375,9 +383,7 @@ def run(args: argparse.Namespace) -> int:
         f"rendering {precision.name}, fine-tuning {tuning.name}); landmarks: {detector.name}"
     )
 
-    machine = machine_info()
-    bf16 = ", ".join(machine["cpu_bf16_flags"]) or "none"
-    _print_work(args, plan, f"{machine['cpu']} ({machine['cpu_family_model']}; bf16 units: {bf16}), {pipeline.model_device(model)}")
+    _print_work(args, plan, pipeline.model_device(model).type, (tuning.name, precision.name) if args.steps else (precision.name,))
     person = pipeline.embed_person(model, args.photos, detector=detector)
     print(f"photos ({len(person.shots)} of {len(args.photos)} usable):")
     _print_reports(person.reports)
