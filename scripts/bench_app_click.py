@@ -26,6 +26,7 @@ import collections
 import functools
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -89,11 +90,22 @@ def use_setting(setting: str) -> None:
     os.environ["TALKING_HEAD_PRECISION"] = precision or "auto"
 
 
-def click(steps: int, seconds: float) -> tuple[float, int]:
-    """One click: (seconds from click to both videos written, frames in the result)."""
-    start = time.perf_counter()
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its finished children (the ffmpeg encoders)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def click(steps: int, seconds: float) -> tuple[float, int, float]:
+    """One click: (seconds from click to both videos written, frames in the result, CPU seconds it used).
+
+    On a shared machine the CPU seconds say what the click costs whatever the
+    load: on an idle machine with C cores its wall time lies between CPU / C and CPU.
+    """
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     video, _overlay, _status = app.animate([str(PHOTO)], None, str(MOTION), steps=steps, max_seconds=seconds)
-    return time.perf_counter() - start, probe_video(video).num_frames
+    wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+    return wall, probe_video(video).num_frames, cpu
 
 
 def _print_profile(profile: dict[str, float], clicks: int) -> None:
@@ -139,26 +151,31 @@ def main(argv: list[str] | None = None) -> int:
         use_setting(setting)
         rendering.warm_up_rendering(model)
     use_setting(settings[0])
-    first, frames = click(args.steps[0], args.seconds)
+    first, frames, _ = click(args.steps[0], args.seconds)
     print(f"first click ({settings[0]}, {args.steps[0]} steps): {first:.1f} s, {frames} frames", flush=True)
     rows = []
     for steps in args.steps:
         times: dict[str, list[float]] = {s: [] for s in settings}
+        cpu: dict[str, list[float]] = {s: [] for s in settings}
         profiles: dict[str, collections.Counter[str]] = {s: collections.Counter() for s in settings}
         for _ in range(args.repeats):
             for setting in settings:  # interleaved: one click of each setting per round
                 use_setting(setting)
                 STAGE_SECONDS.clear()
-                times[setting].append(click(steps, args.seconds)[0])
+                wall, _, cpu_s = click(steps, args.seconds)
+                times[setting].append(wall)
+                cpu[setting].append(cpu_s)
                 profiles[setting].update(STAGE_SECONDS)
         for setting in settings:
             runs = times[setting]
             row = {"steps": steps, "setting": setting, "frames": frames, "median_s": statistics.median(runs)}
-            row |= {"runs_s": runs, "profile_s": {k: v / len(runs) for k, v in profiles[setting].items()}}
+            row |= {"runs_s": runs, "cpu_s": cpu[setting], "median_cpu_s": statistics.median(cpu[setting])}
+            row |= {"profile_s": {k: v / len(runs) for k, v in profiles[setting].items()}}
             rows.append(row)
             print(
                 f"{steps:3d} steps, {setting:<11}: median {row['median_s']:.1f} s over {len(runs)} clicks "
-                f"({', '.join(f'{t:.1f}' for t in runs)}), {frames} frames",
+                f"({', '.join(f'{t:.1f}' for t in runs)}), {frames} frames; "
+                f"CPU {row['median_cpu_s']:.1f} s a click (process + ffmpeg)",
                 flush=True,
             )
             if args.profile:
