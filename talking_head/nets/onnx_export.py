@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -183,6 +184,17 @@ def _quiet_exporter():
 
 def graph_fingerprint(path: str | os.PathLike) -> str | None:
     """The fingerprint stored in a graph file, ``None`` when it has none or cannot be read."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _stored_fingerprint(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _stored_fingerprint(path: Path, mtime_ns: int, size: int) -> str | None:
+    """Read once per file version (a graph is read again only when it changed on disk)."""
     try:
         import onnx
 
