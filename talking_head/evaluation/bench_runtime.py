@@ -5,7 +5,8 @@ variant the rendering path a click takes (the warp, then G on that runtime and
 precision, uint8 frames out; :func:`talking_head.animation.rendering.rendered_batches`
 in the caller's thread). The variants run interleaved, a batch each per round,
 so a shared machine's load falls on all of them alike; medians of the rounds
-after one warm-up round. ONNX Runtime renders G in float32; where it is not
+after one warm-up round, wall time and the process's CPU time (all its
+threads: what a frame costs whatever the load). ONNX Runtime renders G in float32; where it is not
 installed or its export fails, its row says why.
 """
 
@@ -74,20 +75,22 @@ def bench_runtimes(
     variants = _variants(model)
     running = [v for v in variants if v["ran"]]
     times: dict[tuple[str, int], list[float]] = {(v["label"], b): [] for v in running for b in batches}
+    cpu_times: dict[tuple[str, int], list[float]] = {key: [] for key in times}
     for round_ in range(rounds + 1):
         for batch in batches:
             for variant in running:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 for _ in rendered_batches(
                     model, person, track[:batch], batch, variant["precision"], variant["runtime"], ahead=0
                 ):
                     pass
                 if round_:  # round 0 warms up every variant (sessions, bf16 copies, kernels)
                     times[(variant["label"], batch)].append(time.perf_counter() - start)
+                    cpu_times[(variant["label"], batch)].append(time.process_time() - cpu_start)
     rows = []
     for variant in variants:
         for batch in batches:
-            seconds = times.get((variant["label"], batch))
+            seconds, cpu = times.get((variant["label"], batch)), cpu_times.get((variant["label"], batch))
             ms = 1000 * statistics.median(seconds) / batch if seconds else None
             rows.append(
                 {
@@ -95,6 +98,8 @@ def bench_runtimes(
                     "batch": batch,
                     "ms_per_frame": ms,
                     "frames_per_s": 1000 / ms if ms else None,
+                    # all threads of the process: what a frame costs whatever the machine's load
+                    "cpu_ms_per_frame": 1000 * statistics.median(cpu) / batch if cpu else None,
                     "note": "" if variant["ran"] else variant["reason"],
                 }
             )
@@ -128,7 +133,7 @@ def format_runtimes(result: dict[str, Any], machine: dict[str, Any] | None = Non
             f"medians of {result['rounds']} interleaved rounds; onnxruntime {result['onnxruntime'] or 'not installed'}"
         ),
         f"  CPU {machine['cpu']} ({machine.get('cpu_family_model') or 'unknown family'}), load {machine['load_average_1m']}",
-        f"  {'':<20}{'batch':>6}{'ms/frame':>10}{'frames/s':>10}{'vs fp32':>9}",
+        f"  {'':<20}{'batch':>6}{'ms/frame':>10}{'frames/s':>10}{'vs fp32':>9}{'CPU ms/frame':>14}",
     ]
     base = {r["batch"]: r["ms_per_frame"] for r in result["rows"] if r["variant"] == "PyTorch fp32"}
     for row in result["rows"]:
@@ -138,6 +143,7 @@ def format_runtimes(result: dict[str, Any], machine: dict[str, Any] | None = Non
         ratio = base.get(row["batch"])
         speedup = f"{ratio / row['ms_per_frame']:.2f}x" if ratio else ""
         lines.append(
-            f"  {row['variant']:<20}{row['batch']:>6}{row['ms_per_frame']:>10.1f}{row['frames_per_s']:>10.1f}{speedup:>9}"
+            f"  {row['variant']:<20}{row['batch']:>6}{row['ms_per_frame']:>10.1f}{row['frames_per_s']:>10.1f}"
+            f"{speedup:>9}{row['cpu_ms_per_frame']:>14.1f}"
         )
     return lines
