@@ -39,12 +39,16 @@ def test_export_round_trip(run_dir, tmp_path):
     folder = export_run(run_dir, tmp_path / "weights")
     names = [name for name, _ in weights_files(folder)]
     assert names == [
+        "LICENSE",
         "README.md",
         "config.json",
         "discriminator.safetensors",
         "embedder.safetensors",
         "generator.safetensors",
     ]
+    # The weights' terms travel with them, and the card's front matter says the same.
+    assert "non-commercial" in (folder / "LICENSE").read_text()
+    assert "license: other\nlicense_name: research-non-commercial" in (folder / "README.md").read_text()
     model = TalkingHeadModel.from_pretrained(folder)
     assert model.config == TINY and model.discriminator.num_videos == 0  # W stays in the training state
     checkpoint = load_checkpoint(run_dir)
@@ -94,7 +98,7 @@ def test_export_and_push_dry_run_cli(run_dir, tmp_path, capsys):
     (folder / ".cache" / "junk").write_text("local only")
     assert main(["push", str(folder), "--repo-id", "someone/talking-head-test", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "would upload 5 files" in out and "someone/talking-head-test" in out and "junk" not in out
+    assert "would upload 6 files" in out and "someone/talking-head-test" in out and "junk" not in out
     files = dict(push_folder(folder, "someone/x", dry_run=True))
     assert files["config.json"] == (folder / "config.json").stat().st_size
 

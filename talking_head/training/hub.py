@@ -43,7 +43,22 @@ def export_run(run_dir: str | Path, out_dir: str | Path, use_ema: bool = True, h
     model.save_pretrained(out_dir, dtype=torch.float16 if half else None)
     card = model_card(checkpoint, _read_run_config(run_dir), _last_stats(run_dir / STATS_NAME), use_ema)
     (out_dir / MODEL_CARD_NAME).write_text(card, encoding="utf-8")
+    (out_dir / WEIGHTS_LICENCE_NAME).write_text(WEIGHTS_LICENCE, encoding="utf-8")
     return out_dir
+
+
+WEIGHTS_LICENCE_NAME = "LICENSE"
+WEIGHTS_LICENCE = """Terms of use of the model weights in this folder
+================================================
+
+These weights are not covered by the Apache-2.0 licence of the talking-head
+code. They may be used, copied and shared for research and other
+non-commercial purposes only: they were trained on talking-face clips
+collected for research (the people shown and the source datasets allow
+research use only), with landmarks from dlib's 68-point shape predictor,
+whose iBUG 300-W training data excludes commercial use. Never present a
+generated video as a real recording; only animate people who agreed to it.
+"""
 
 
 def model_from_checkpoint(
@@ -119,7 +134,9 @@ def model_card(
         f"K = {train_config.get('k_shots')}"
     )
     return f"""---
-license: apache-2.0
+license: other
+license_name: research-non-commercial
+license_link: LICENSE
 tags:
 - talking-head
 - few-shot

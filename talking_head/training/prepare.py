@@ -279,7 +279,9 @@ def _prepare_clip_checked(
     if not frames:
         raise _SkipClip("empty video: no frame could be decoded")
     step = (indices[-1] - indices[0]) / max(1, len(indices) - 1) if len(indices) > 1 else 1
-    track = track_landmarks(frames, detector, fps=info.fps / max(step, 1), max_gap=0)
+    # Single-frame jumps can only be told from motion between consecutive frames (all frames sampled).
+    consecutive = len(indices) > 1 and indices[-1] - indices[0] == len(indices) - 1
+    track = track_landmarks(frames, detector, fps=info.fps / max(step, 1), max_gap=0, reject_jumps=consecutive)
     keep = np.flatnonzero(track.found)
     entry["backend"] = track.backend
     if len(keep) < options.min_frames:
