@@ -23,6 +23,7 @@ COMMANDS = {
     "export-onnx": "Export G to ONNX for ONNX Runtime rendering on a CPU.",
     "push": "Upload a weights folder to the Hugging Face Hub.",
     "animate": "Animate photos of a person with a driving clip or landmark track.",
+    "edit": "Edit a portrait's expression by its landmarks (mouth, eyes, brows, head pose); write one still.",
     "evaluate": "Evaluate weights with the paper's self- and cross-reenactment protocol.",
     "bench": "Benchmark the networks, landmarks and the end-to-end pipeline.",
 }
