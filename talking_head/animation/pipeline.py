@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 import torch
 
+from talking_head.animation.compositing import DEFAULT_LIMIT, NativeCompositor
 from talking_head.animation.finetune import FinetuneConfig, finetune_person, shot_reconstruction_error
 from talking_head.animation.overlay import draw_landmarks
 from talking_head.animation.person import Person, PhotoReport, embed_person, model_device
@@ -341,6 +342,18 @@ def overlay_panels(frame: AnimationFrame) -> np.ndarray:
 # ----- video output ---------------------------------------------------------------
 
 
+def _composited(
+    frames: Iterator[AnimationFrame], person: Person, output: str | None, limit: int, batch_size: int
+) -> Iterator[tuple[AnimationFrame, np.ndarray]]:
+    """Each frame with its result: G's crop, or composited at the output's resolution."""
+    if output is None:
+        return ((frame, frame.result) for frame in frames)
+    compositor = NativeCompositor.for_person(person, output, limit)
+    if compositor.notice:
+        logger.warning(compositor.notice)
+    return compositor.frames(frames, batch_size)
+
+
 @dataclass(frozen=True)
 class RenderResult:
     """What :func:`render_video` wrote."""
@@ -367,6 +380,8 @@ def render_video(
     watermark: bool = False,
     progress: Progress | None = None,
     runtime: str | Runtime | None = None,
+    output: str | None = None,
+    output_limit: int = DEFAULT_LIMIT,
 ) -> RenderResult:
     """Write the result MP4 (and the overlay MP4) for ``person`` driven by ``motion``.
 
@@ -374,6 +389,10 @@ def render_video(
     (a track has none); every file is tagged synthetic in its metadata.
     ``paste_into_photo`` pastes each result back into the person's first usable
     photo with feathered edges (the video then has that photo's size).
+    ``output`` (one of :data:`~talking_head.animation.compositing.OUTPUTS`)
+    composites at the output's resolution instead: ``photo``, the whole photo
+    (longer side at most ``output_limit``) with only the head moving, or
+    ``crop-256/512/1024`` (:mod:`talking_head.animation.compositing`).
     ``progress(done, total)`` returning ``False`` cancels with ``CancelledError``
     (no partial file is left at ``out``).
     """
@@ -401,9 +420,9 @@ def render_video(
             with_driving_frames=overlay is not None,
             runtime=runtime,
         )
-        for frame in frames:
-            result = frame.result
-            if paste_into_photo:
+        composited = _composited(frames, person, output, output_limit, batch_size)
+        for frame, result in composited:
+            if paste_into_photo and output is None:
                 result = paste_back(person.source_image, result, person.source_box)
             result_writer.write(mark_synthetic(result) if watermark else result)
             if overlay_writer is not None:

@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# compositing.OUTPUTS and DEFAULT_LIMIT (tests check they agree), here so that --help imports no torch.
+OUTPUTS = ("photo", "crop-256", "crop-512", "crop-1024")
+DEFAULT_LIMIT = 1024
+
 if TYPE_CHECKING:  # annotations only: the command imports the library when it runs, so --help stays fast
     from talking_head.animation.person import Person
     from talking_head.animation.workload import DrivingPlan
@@ -65,6 +69,28 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """--paste-back, --output and --output-limit (native-resolution compositing, animation/compositing.py)."""
+    parser.add_argument(
+        "--paste-back",
+        action="store_true",
+        help="paste the result back into the first photo (feathered edges)",
+    )
+    parser.add_argument(
+        "--output",
+        choices=OUTPUTS,
+        help="composite at the output's resolution: photo = the whole photo, only the head moving "
+        "(longer side at most --output-limit), or the face crop at 256/512/1024 px "
+        "(default: G's own 256 px crop)",
+    )
+    parser.add_argument(
+        "--output-limit",
+        type=_at_least(64),
+        default=DEFAULT_LIMIT,
+        help=f"--output photo: longer side at most this many pixels; larger photos are downscaled first (default {DEFAULT_LIMIT})",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the ``animate`` command."""
     parser.add_argument(
@@ -112,11 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="neutral",
         help="relative mode: driving frame the motion is measured from: neutral (default), first, or a frame number",
     )
-    parser.add_argument(
-        "--paste-back",
-        action="store_true",
-        help="paste the result back into the first photo (feathered edges)",
-    )
+    _add_output_arguments(parser)
     parser.add_argument(
         "--watermark", action="store_true", help="draw a visible 'SYNTHETIC' mark on every frame"
     )
@@ -355,6 +377,8 @@ def _render(
             mode=args.mode,
             reference=args.reference,
             paste_into_photo=args.paste_back,
+            output=args.output,
+            output_limit=args.output_limit,
             batch_size=args.batch_size,
             precision=precision,
             watermark=args.watermark,
