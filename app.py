@@ -57,6 +57,7 @@ from talking_head.web.previews import example_motions, landmark_preview, motion_
 from talking_head.web.queue_time import ArrivalTimes, queue_seconds, with_queue_time
 from talking_head.web.recording import fixed_recording
 from talking_head.web.state import AppState, load_app_state
+from edit_tab import edit_tab
 
 logger = logging.getLogger("talking_head.app")
 
@@ -458,6 +459,8 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
         gr.Markdown(_weights_banner(state), elem_id="weights-status")
         with gr.Tab("Animate"):
             _animate_tab(state)
+        with gr.Tab("Edit"):
+            edit_tab(load_state, user_errors, SettingSlider, str(EXAMPLE_PHOTO))
         with gr.Tab("Landmarks"):
             _landmarks_tab()
         gr.Markdown(licence_footer(), elem_id="licences")

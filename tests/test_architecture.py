@@ -126,7 +126,7 @@ def test_the_app_uses_the_library_not_the_cli() -> None:
 
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
-SOURCES = sorted(PACKAGE.rglob("*.py")) + [APP]
+SOURCES = sorted(PACKAGE.rglob("*.py")) + [APP, REPO_ROOT / "edit_tab.py"]  # the page and its Edit tab
 
 
 def _function_lengths(source: str) -> list[tuple[str, int]]:

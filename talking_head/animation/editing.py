@@ -29,6 +29,7 @@ from talking_head.face.detection import LandmarkDetector
 from talking_head.face.edits import EditSettings, apply_edits
 from talking_head.face.framing import paste_back, points_from_crop
 from talking_head.face.landmarks import get_detector
+from talking_head.media.images import DEFAULT_MAX_PIXELS, load_image
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision
 from talking_head.nets.runtime import Runtime
@@ -96,17 +97,26 @@ class PersonCache:
 
     def __init__(self, size: int = CACHED_PERSONS) -> None:
         self.size = size
-        self._persons: OrderedDict[tuple[str, int], Person] = OrderedDict()
+        self._persons: OrderedDict[tuple[str, int, int | None], Person] = OrderedDict()
         self.hits = 0  # look-ups answered from the cache (for tests and logs)
 
-    def person(self, model: TalkingHeadModel, photo: str | os.PathLike, detector: LandmarkDetector) -> Person:
-        """The embedded person of ``photo`` for ``model``: from the cache, or embedded now (and kept)."""
-        key = (file_digest(photo), id(model))
+    def person(
+        self,
+        model: TalkingHeadModel,
+        photo: str | os.PathLike,
+        detector: LandmarkDetector,
+        max_side: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> Person:
+        """The embedded person of ``photo`` (downscaled to ``max_side``) for ``model``: cached, or embedded now."""
+        key = (file_digest(photo), id(model), max_side)
         if key in self._persons:
             self._persons.move_to_end(key)
             self.hits += 1
             return self._persons[key]
-        person = embed_person(model, [Path(photo)], detector, names=[Path(photo).name])
+        name = Path(photo).name
+        image = load_image(photo, max_side=max_side, max_pixels=max_pixels, name=name)
+        person = embed_person(model, [image], detector, names=[name])
         self._persons[key] = person
         while len(self._persons) > self.size:
             self._persons.popitem(last=False)
