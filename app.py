@@ -52,7 +52,7 @@ from talking_head.web.inputs import (
 )
 from talking_head.web.job import PreparedJob, RenderOutcome, prepare_job, run_job
 from talking_head.web.limits import AppLimits, gpu_duration
-from talking_head.web.page_text import DESCRIPTION, licence_footer
+from talking_head.web.page_text import DESCRIPTION, STEPS_INFO, licence_footer
 from talking_head.web.previews import example_motions, landmark_preview, motion_preview
 from talking_head.web.queue_time import ArrivalTimes, queue_seconds, with_queue_time
 from talking_head.web.recording import fixed_recording
@@ -413,7 +413,7 @@ def _animate_tab(state: AppState) -> None:
                 value=state.initial_steps(),
                 step=1,
                 label="Fine-tuning steps",
-                info="0 = the paper's feed-forward use (fastest); more steps fit the person better but take longer",
+                info=STEPS_INFO,
             )
             settings = _advanced_settings(limits)
             button = gr.Button("Animate", variant="primary", elem_id="animate")

@@ -88,7 +88,7 @@ def test_limits_come_from_the_environment() -> None:
     assert limits.max_photos == 3 and limits.max_driving_seconds == 4.5 and limits.default_steps == 0
     assert limits.max_upload_bytes == int(AppLimits().max_upload_mb * 1024 * 1024)
     assert AppLimits.from_env({}) == AppLimits()
-    assert AppLimits().initial_steps("cpu") == 40 and AppLimits().initial_steps("cuda") == 40
+    assert AppLimits().initial_steps("cpu") == 0 and AppLimits().initial_steps("cuda") == 40
     assert AppLimits(default_steps=7).initial_steps("cuda") == 7
     assert AppLimits(max_steps=5).initial_steps("cuda") == 5
     with pytest.raises(TalkingHeadError, match="TALKING_HEAD_MAX_PHOTOS='many'"):

@@ -34,7 +34,7 @@ GPU_MAX_S = 120  # ZeroGPU refuses longer requests for most users
 # ZeroGPU window (~12 s at GPU_PER_STEP_S). On the CPU too: the best of 0–40 on val
 # and a click still under 30 s (see AppLimits.initial_steps).
 GPU_DEFAULT_STEPS = 40
-CPU_DEFAULT_STEPS = 40
+CPU_DEFAULT_STEPS = 0
 # AppLimits field -> the environment variable that overrides it.
 LIMIT_ENV = {
     "max_upload_mb": "TALKING_HEAD_MAX_UPLOAD_MB",
@@ -109,13 +109,13 @@ class AppLimits:
     def initial_steps(self, device: str | torch.device) -> int:
         """The fine-tuning slider's start value: ``default_steps`` when set, else by device.
 
-        CPU: :data:`CPU_DEFAULT_STEPS` (40). With the shipped weights and the
-        default fine-tuning recipe, mouth SSIM on val rises with the steps
-        (FF 0.811, FT10 0.815, FT20 0.815, FT30 0.816, FT40 0.817; SSIM 0.703
-        → 0.704; sharpness 86 → 93; ``weights/README.md``), and a click stays
-        under 30 s: ``scripts/bench_app_click.py`` on a 2-core AMD EPYC (Zen 3),
-        astronaut photo, 5 s motion, medians of 3 clicks: 12.8 s with 0 steps,
-        22.1 s with 20, 28.0 s with 40. GPU: :data:`GPU_DEFAULT_STEPS`.
+        CPU: :data:`CPU_DEFAULT_STEPS` (0, the feed-forward use). Fine-tuning
+        has not earned its wait there: on the half of val no recipe was chosen
+        on, 40 steps moved SSIM by +0.0006 and mouth SSIM by +0.008 (one clip of
+        six gave most of it; three of six went down), and on the closed-to-open
+        case mouth SSIM went down by 0.0015; while 40 steps add about 15–20 s to
+        a click on 2 cores (AMD EPYC Zen 5; ``weights/README.md``). GPU:
+        :data:`GPU_DEFAULT_STEPS` (40 steps take seconds there).
         """
         steps = self.default_steps
         if steps is None:
