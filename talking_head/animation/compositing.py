@@ -242,7 +242,7 @@ class NativeCompositor:
         )
         delta = cv2.remap(correction, self.crop_x, self.crop_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)
         delta *= self.mask[..., None]
-        out[y0:y1, x0:x1] = np.clip(sampled + delta, 0, 255).astype(np.uint8)
+        out[y0:y1, x0:x1] = cv2.add(sampled.astype(np.float32), delta).round().clip(0, 255).astype(np.uint8)
         return out
 
     def composite(self, results: np.ndarray, points: np.ndarray) -> Iterator[np.ndarray]:
