@@ -9,12 +9,9 @@ Per frame, with ``q`` an output pixel's position in crop pixels:
   (:func:`talking_head.nets.warp.sampling_grid` at crop resolution, a smooth
   field) is interpolated to each output pixel, scaled by the head mask ``m``,
   and the photo is sampled there with Lanczos-4 (DESIGN §9: 0.81–1.07 of the
-  photo's sharpness; bicubic 0.68–1.04, bilinear 0.38–0.86; on a 930-px
-  portrait bicubic kept 0.75 of the face's sharpness and Lanczos-4 0.86,
-  ``scripts/measure_native.py``; bicubic costs about a fifth);
+  photo's sharpness, against 0.38–0.86 for bilinear);
 - G's correction ``c = result − warp₂₅₆`` (``(1 − α)·Δ`` of the warp-guided G,
-  zero where G keeps the warp), blurred by :data:`CORRECTION_SIGMA`, is
-  upsampled smoothly (bilinear of the blurred field) and added, times ``m``;
+  zero where G keeps the warp) is upsampled bicubically and added, times ``m``;
 - outside the head mask the output *is* the photo (resampled only for a crop
   output): the background, the shoulders and the frame stay still.
 
@@ -52,9 +49,6 @@ DEFAULT_LIMIT = 1024  # longer side of the whole-photo output, pixels; larger ph
 FOREHEAD = 0.3  # the brows are raised by this × (chin − brows) into the forehead and hair
 MARGIN = 0.06  # the hull is widened by this × the face's size ...
 FEATHER = 0.22  # ... and the motion fades out over this × the face's size beyond it
-# G's correction is blurred by this (crop pixels) before it is upsampled: what G adds finer than
-# that is noise at 4× (it raised the face's sharpness above the photo's, up to 1.37×).
-CORRECTION_SIGMA = 1.0
 REACH = 1.9  # the mask is zero outside this × the landmarks' box (about its centre)
 _JAW, _BROWS = slice(0, 17), slice(17, 27)
 Item = TypeVar("Item")
@@ -206,14 +200,11 @@ class NativeCompositor:
         px = (c.x0 + c.step * np.arange(x0, x1, dtype=np.float32))[None].repeat(y1 - y0, 0)
         py = (c.y0 + c.step * np.arange(y0, y1, dtype=np.float32))[:, None].repeat(x1 - x0, 1)
         self.photo_x, self.photo_y = px.astype(np.float32), py.astype(np.float32)
-        # Region pixel (u, v) → crop pixel: crop = scale · (u, v) + offset; the field's grid is that / spacing.
         to_crop = self.crop_size / c.box.size
-        scale = c.step * to_crop
-        offset = ((c.x0 + c.step * x0 - c.box.x0) * to_crop, (c.y0 + c.step * y0 - c.box.y0) * to_crop)
-        self.to_crop = np.array([[scale, 0.0, offset[0]], [0.0, scale, offset[1]]])
-        self.to_field = self.to_crop / self._spacing
-        self.motion_mask = (self.mask * (c.box.size / self.crop_size))[..., None]  # crop px → photo px, faded
-        self.mask3 = np.ascontiguousarray(np.repeat(self.mask[..., None], 3, axis=2))
+        self.crop_x = ((px - c.box.x0) * to_crop).astype(np.float32)
+        self.crop_y = ((py - c.box.y0) * to_crop).astype(np.float32)
+        # Outside the crop the field is the identity (the border anchors): zero displacement (BORDER_CONSTANT).
+        self.field_x, self.field_y = self.crop_x / self._spacing, self.crop_y / self._spacing
 
     def fields(self, points: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per frame of landmarks ``(B, 68, 2)``: the field's displacement on its coarse grid ``(n, n, 2)``
@@ -240,22 +231,18 @@ class NativeCompositor:
             return out
         displacement, warp = field if field is not None else self.fields(points[None])[0]
         correction = np.asarray(result, np.float32) - warp  # (1 − α)·Δ: zero where G keeps the warp
-        if CORRECTION_SIGMA > 0:
-            correction = cv2.GaussianBlur(correction, (0, 0), CORRECTION_SIGMA)
-        size = (x1 - x0, y1 - y0)
-        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        # Outside the crop the field is the identity (the border anchors) and G changes nothing: zeros.
-        moved = cv2.warpAffine(displacement, self.to_field, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
-        moved *= self.motion_mask
+        moved = cv2.remap(displacement, self.field_x, self.field_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        moved *= (self.mask * (self.canvas.box.size / self.crop_size))[..., None]
         sampled = cv2.remap(
             self.canvas.photo,
-            cv2.add(self.photo_x, moved[..., 0]),
-            cv2.add(self.photo_y, moved[..., 1]),
+            self.photo_x + moved[..., 0],
+            self.photo_y + moved[..., 1],
             self.interpolation,
             borderMode=cv2.BORDER_REFLECT101,
         )
-        delta = cv2.warpAffine(correction, self.to_crop, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
-        out[y0:y1, x0:x1] = cv2.add(sampled, cv2.multiply(delta, self.mask3), dtype=cv2.CV_8U)
+        delta = cv2.remap(correction, self.crop_x, self.crop_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)
+        delta *= self.mask[..., None]
+        out[y0:y1, x0:x1] = np.clip(sampled + delta, 0, 255).astype(np.uint8)
         return out
 
     def composite(self, results: np.ndarray, points: np.ndarray) -> Iterator[np.ndarray]:

@@ -262,9 +262,7 @@ def resolve_runtime(
     threads = torch.get_num_threads()
     if policy == "onnx":
         return Runtime(policy, "onnx", f"ONNX Runtime {ort.__version__} asked for", graph, threads)
-
-    runtime = _auto(graph, threads, precision, ort.__version__, generator)
-    return runtime
+    return _auto(graph, threads, precision, ort.__version__, generator)
 
 
 def _log_choice(runtime: Runtime, warn: bool = False) -> None:
@@ -324,13 +322,18 @@ def measure_onnx_speedup(
     inputs = _random_inputs(generator, batch)
     runners = {"torch": precision.for_inference(generator), "onnx": onnx_generator(graph, generator)}
     times: dict[str, list[float]] = {name: [] for name in runners}
-    with torch.inference_mode():
-        for round_ in range(rounds + 1):
-            for name, run in runners.items():
-                start = time.perf_counter()
-                run(**inputs)
-                if round_:
-                    times[name].append(time.perf_counter() - start)
+    training = generator.training
+    try:
+        generator.eval()  # as rendering runs it: no power iteration, the buffers stay as they are
+        with torch.inference_mode():
+            for round_ in range(rounds + 1):
+                for name, run in runners.items():
+                    start = time.perf_counter()
+                    run(**inputs)
+                    if round_:
+                        times[name].append(time.perf_counter() - start)
+    finally:
+        generator.train(training)
     return statistics.median(times["torch"]) / statistics.median(times["onnx"])
 
 
