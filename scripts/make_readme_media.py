@@ -8,8 +8,9 @@ default: the same pixels on every CPU) with PyTorch rendering, and
 steps, the precision and the machine (CPU model, family, bf16 units), which
 the README's captions name.
 
-1. ``docs/media/astronaut.gif``: the CLI (``python -m talking_head animate``)
-   drives the astronaut with ``--motion`` and ``--steps`` fine-tuning steps
+1. ``docs/media/astronaut.gif``: the CLI (``python -m talking_head animate``,
+   ``--output photo``: the whole photo at its own resolution, only the head
+   moving) drives the astronaut with ``--motion`` and ``--steps`` fine-tuning steps
    (the app's CPU default), then every ``--gif-every``-th frame of its MP4
    becomes a looping GIF.
 2. ``docs/media/astronaut_strip.png``: the frame of that motion where the
@@ -55,6 +56,7 @@ PHOTO = ROOT / "examples" / "astronaut.png"
 MOTIONS = ROOT / "examples" / "motions"
 OUT = ROOT / "docs" / "media"
 RECORD = OUT / "made_with.json"
+STILL_TOLERANCE = 48  # GIF frames: outside the box of changes larger than this (of 255), the first frame's pixels
 ZOOM = 3  # the hard case's lip squares are shown this many times larger
 
 
@@ -65,15 +67,18 @@ def machine() -> dict[str, object]:
     return {key: info[key] for key in keys}
 
 
-def make_gif(weights: str, motion: Path, steps: int, precision: str, seconds: float, every: int, out: Path) -> list[str]:
-    """The CLI's MP4 of the astronaut, every ``every``-th frame as a looping GIF; returns the command."""
+def make_gif(
+    weights: str, motion: Path, steps: int, precision: str, seconds: float, every: int, out: Path, output: str = "photo"
+) -> list[str]:
+    """The CLI's MP4 of the astronaut (``--output``: the whole photo by default), every ``every``-th frame as a
+    looping GIF; returns the command."""
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "astronaut.mp4"
         command = [
             "python", "-m", "talking_head", "animate", "--photos", str(PHOTO.relative_to(ROOT)),
             "--driving", str(motion.relative_to(ROOT)), "--out", "out.mp4", "--steps", str(steps),
             "--weights", weights, "--max-seconds", f"{seconds:g}", "--landmarks", "dlib",
-            "--precision", precision, "--watermark",
+            "--precision", precision, "--watermark", "--output", output,
         ]  # fmt: skip
         run = [sys.executable, *command[1:]]
         run[run.index("out.mp4")] = str(video)
@@ -81,8 +86,27 @@ def make_gif(weights: str, motion: Path, steps: int, precision: str, seconds: fl
         with VideoReader(video) as reader:
             fps = reader.info.fps
             frames = [Image.fromarray(frame) for i, frame in enumerate(reader) if i % every == 0]
-    frames[0].save(out, save_all=True, append_images=frames[1:], duration=round(1000 * every / fps), loop=0, optimize=True)
+    save_gif(frames, out, round(1000 * every / fps))
     return command
+
+
+def save_gif(frames: list[Image.Image], out: Path, duration: int) -> None:
+    """A looping GIF with one palette for all frames: the still background keeps its indices, so each
+    frame after the first stores only the moving head (a quarter of the bytes of a palette per frame)."""
+    first = np.asarray(frames[0].convert("RGB"))
+    rgb = [np.asarray(frame.convert("RGB")) for frame in frames]
+    # Where the head moves: pixels that change by more than the video codec's noise in some frame, their box.
+    moving = np.zeros(first.shape[:2], bool)
+    for pixels in rgb[1:]:
+        moving |= np.abs(pixels.astype(np.int16) - first).max(-1) > STILL_TOLERANCE
+    rows, cols = np.nonzero(moving)
+    box = np.zeros_like(moving)
+    if len(rows):
+        box[max(0, rows.min() - 8) : rows.max() + 9, max(0, cols.min() - 8) : cols.max() + 9] = True
+    still = [np.where(box[..., None], pixels, first) for pixels in rgb]  # the codec's noise elsewhere: frame 0
+    palette = Image.fromarray(first).quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    indexed = [Image.fromarray(frame).quantize(palette=palette, dither=Image.Dither.NONE) for frame in still]
+    indexed[0].save(out, save_all=True, append_images=indexed[1:], duration=duration, loop=0, optimize=False)
 
 
 def _label(image: np.ndarray, text: str) -> Image.Image:
@@ -173,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"), help="default fp32")
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds of motion in the GIF")
     parser.add_argument("--gif-every", type=int, default=2, help="keep every n-th frame in the GIF")
+    parser.add_argument("--output", default="photo", help="the GIF's animate --output (default: the whole photo)")
+    parser.add_argument("--gif-only", action="store_true", help="make the GIF only (the panels are 256² crops)")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     record = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
@@ -181,9 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     common = {"weights": args.weights, "steps": args.steps, "precision": args.precision, "rendering": "PyTorch", "machine": here}
     script = f"python scripts/make_readme_media.py --steps {args.steps} --precision {args.precision}"
 
-    command = make_gif(args.weights, Path(args.motion), args.steps, args.precision, args.seconds, args.gif_every, OUT / "astronaut.gif")
+    gif = (args.steps, args.precision, args.seconds, args.gif_every, OUT / "astronaut.gif", args.output)
+    command = make_gif(args.weights, Path(args.motion), *gif)
     record["astronaut.gif"] = {**common, "command": " ".join(command), "made_by": script}
     print(f"wrote {OUT / 'astronaut.gif'}", flush=True)
+    if args.gif_only:
+        RECORD.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        return 0
 
     model = TalkingHeadModel.from_pretrained(args.weights)
     pair = people(model, args.steps, args.precision)
