@@ -8,10 +8,14 @@ Per frame, with ``q`` an output pixel's position in crop pixels:
 - the TPS field of the first shot to the frame's landmarks
   (:func:`talking_head.nets.warp.sampling_grid` at crop resolution, a smooth
   field) is interpolated to each output pixel, scaled by the head mask ``m``,
-  and the photo is sampled there with Lanczos-4 (DESIGN §9: 0.81–1.07 of the
-  photo's sharpness, against 0.38–0.86 for bilinear);
+  and the photo is sampled there with Lanczos-4 over the face (1.3 × its
+  box; DESIGN §9: 0.81–1.07 of the photo's sharpness; on a 930-px portrait
+  bicubic kept 0.75 of the face's sharpness and Lanczos-4 0.86,
+  ``scripts/measure_native.py``) and bicubic around it (hair, the fade; a
+  fifth of Lanczos-4's cost; 0.68–1.04);
 - G's correction ``c = result − warp₂₅₆`` (``(1 − α)·Δ`` of the warp-guided G,
-  zero where G keeps the warp) is upsampled bicubically and added, times ``m``;
+  zero where G keeps the warp), blurred by :data:`CORRECTION_SIGMA`, is
+  upsampled smoothly (bilinear of the blurred field) and added, times ``m``;
 - outside the head mask the output *is* the photo (resampled only for a crop
   output): the background, the shoulders and the frame stay still.
 
@@ -49,6 +53,10 @@ DEFAULT_LIMIT = 1024  # longer side of the whole-photo output, pixels; larger ph
 FOREHEAD = 0.3  # the brows are raised by this × (chin − brows) into the forehead and hair
 MARGIN = 0.06  # the hull is widened by this × the face's size ...
 FEATHER = 0.22  # ... and the motion fades out over this × the face's size beyond it
+# G's correction is blurred by this (crop pixels) before it is upsampled: what G adds finer than
+# that is noise at 4× (it raised the face's sharpness above the photo's, up to 1.37×).
+CORRECTION_SIGMA = 1.0
+DETAIL_BOX = 1.3  # the photo is sampled with Lanczos-4 in this × the face's box, bicubic around it
 REACH = 1.9  # the mask is zero outside this × the landmarks' box (about its centre)
 _JAW, _BROWS = slice(0, 17), slice(17, 27)
 Item = TypeVar("Item")
@@ -197,14 +205,23 @@ class NativeCompositor:
         y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
         self.region = (int(y0), int(y1), int(x0), int(x1))
         self.mask = mask[y0:y1, x0:x1]
+        face = self._to_output(shot_points) - (x0, y0)  # the face's box (widened) in region pixels
+        low, high = face.min(0), face.max(0)
+        centre, half = (low + high) / 2, (high - low) / 2 * DETAIL_BOX
+        fx0, fy0 = np.maximum(0, np.floor(centre - half)).astype(int)
+        fx1, fy1 = np.minimum((x1 - x0, y1 - y0), np.ceil(centre + half)).astype(int)
+        self.detail = (slice(fy0, max(fy0, fy1)), slice(fx0, max(fx0, fx1)))
         px = (c.x0 + c.step * np.arange(x0, x1, dtype=np.float32))[None].repeat(y1 - y0, 0)
         py = (c.y0 + c.step * np.arange(y0, y1, dtype=np.float32))[:, None].repeat(x1 - x0, 1)
         self.photo_x, self.photo_y = px.astype(np.float32), py.astype(np.float32)
+        # Region pixel (u, v) → crop pixel: crop = scale · (u, v) + offset; the field's grid is that / spacing.
         to_crop = self.crop_size / c.box.size
-        self.crop_x = ((px - c.box.x0) * to_crop).astype(np.float32)
-        self.crop_y = ((py - c.box.y0) * to_crop).astype(np.float32)
-        # Outside the crop the field is the identity (the border anchors): zero displacement (BORDER_CONSTANT).
-        self.field_x, self.field_y = self.crop_x / self._spacing, self.crop_y / self._spacing
+        scale = c.step * to_crop
+        offset = ((c.x0 + c.step * x0 - c.box.x0) * to_crop, (c.y0 + c.step * y0 - c.box.y0) * to_crop)
+        self.to_crop = np.array([[scale, 0.0, offset[0]], [0.0, scale, offset[1]]])
+        self.to_field = self.to_crop / self._spacing
+        self.motion_mask = (self.mask * (c.box.size / self.crop_size))[..., None]  # crop px → photo px, faded
+        self.mask3 = np.ascontiguousarray(np.repeat(self.mask[..., None], 3, axis=2))
 
     def fields(self, points: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per frame of landmarks ``(B, 68, 2)``: the field's displacement on its coarse grid ``(n, n, 2)``
@@ -231,18 +248,23 @@ class NativeCompositor:
             return out
         displacement, warp = field if field is not None else self.fields(points[None])[0]
         correction = np.asarray(result, np.float32) - warp  # (1 − α)·Δ: zero where G keeps the warp
-        moved = cv2.remap(displacement, self.field_x, self.field_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        moved *= (self.mask * (self.canvas.box.size / self.crop_size))[..., None]
-        sampled = cv2.remap(
-            self.canvas.photo,
-            self.photo_x + moved[..., 0],
-            self.photo_y + moved[..., 1],
-            self.interpolation,
-            borderMode=cv2.BORDER_REFLECT101,
-        )
-        delta = cv2.remap(correction, self.crop_x, self.crop_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)
-        delta *= self.mask[..., None]
-        out[y0:y1, x0:x1] = np.clip(sampled + delta, 0, 255).astype(np.uint8)
+        if CORRECTION_SIGMA > 0:
+            correction = cv2.GaussianBlur(correction, (0, 0), CORRECTION_SIGMA)
+        size = (x1 - x0, y1 - y0)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        # Outside the crop the field is the identity (the border anchors) and G changes nothing: zeros.
+        moved = cv2.warpAffine(displacement, self.to_field, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        moved *= self.motion_mask
+        map_x, map_y = cv2.add(self.photo_x, moved[..., 0]), cv2.add(self.photo_y, moved[..., 1])
+        photo, border = self.canvas.photo, cv2.BORDER_REFLECT101
+        # The face with ``interpolation`` (Lanczos-4: the detail that matters), the rest of the head bicubic.
+        sampled = cv2.remap(photo, map_x, map_y, cv2.INTER_CUBIC, borderMode=border)
+        if self.interpolation != cv2.INTER_CUBIC:
+            rows, cols = self.detail
+            face_x, face_y = np.ascontiguousarray(map_x[rows, cols]), np.ascontiguousarray(map_y[rows, cols])
+            sampled[rows, cols] = cv2.remap(photo, face_x, face_y, self.interpolation, borderMode=border)
+        delta = cv2.warpAffine(correction, self.to_crop, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        out[y0:y1, x0:x1] = cv2.add(sampled, cv2.multiply(delta, self.mask3), dtype=cv2.CV_8U)
         return out
 
     def composite(self, results: np.ndarray, points: np.ndarray) -> Iterator[np.ndarray]:
