@@ -181,7 +181,7 @@ def animate(
     mode: str = "relative",
     smoothing: float = DEFAULT_SMOOTHING,
     max_seconds: float = DEFAULT_SECONDS,
-    paste_back: bool = False,
+    paste_back: bool = True,
     output_size: float = DEFAULT_OUTPUT_SIZE,
     watermark: bool = True,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker through this default
@@ -382,7 +382,7 @@ def _advanced_settings(limits: AppLimits) -> list[gr.components.Component]:
             step=0.5,
             label="Seconds of the driving motion to use",
         )
-        paste_back = gr.Checkbox(value=False, label="Paste the face back into the photo")
+        paste_back = gr.Checkbox(value=True, label="The whole photo, only the head moving (off: the face crop)")
         output_size = SettingDropdown(
             [("the model's size", 0)] + [(f"{s} px", s) for s in OUTPUT_SIZES if s <= limits.max_output_size],
             value=DEFAULT_OUTPUT_SIZE,

@@ -74,7 +74,8 @@ def test_no_ghost_outline_where_the_motion_fades_out():
     them one sharp edge; a cross-fade of the moved head with the unmoved photo
     (today's feathered paste-back) leaves both outlines, translucent, and the
     band between them grey. The count of grey pixels in the crop box grows by
-    the displacement × the outline's length there.
+    the displacement × the outline's length there (10 px here: 5× the grey
+    pixels), a warp's by a fraction of a pixel per edge pixel.
     """
     photo = _scene()
     compositor, shot, points = _compositor(photo)
@@ -83,8 +84,8 @@ def test_no_ghost_outline_where_the_motion_fades_out():
     before = _translucent(photo)
     native = _translucent(compositor(warp, target))
     pasted = _translucent(paste_back(photo, warp, BOX))
-    assert pasted > 1.6 * before  # the measure sees the old ghost
-    assert native < 1.25 * before
+    assert pasted > 3.0 * before  # the measure sees the old ghost (5.2× here)
+    assert native < 1.5 * before  # resampling and stretching soften edges a little (1.26× with bicubic)
 
 
 def test_no_border_streaks_when_the_head_moves_towards_the_crop_edge():

@@ -33,7 +33,7 @@ from talking_head.animation.pipeline import (
     overlay_panels,
 )
 from talking_head.face.detection import LandmarkDetector
-from talking_head.face.framing import crop_image, paste_back
+from talking_head.face.framing import crop_image
 from talking_head.media.video_reader import VideoReader
 from talking_head.media.video_writer import VideoWriter
 from talking_head.nets.model import TalkingHeadModel
@@ -51,6 +51,7 @@ from talking_head.web.inputs import (
     seconds_to_use,
 )
 from talking_head.web.limits import AppLimits
+from talking_head.web.output_choice import page_frames
 
 # callback(fraction in [0, 1] of the whole job, description of the current stage)
 JobProgress = Callable[[float, str], None]
@@ -212,13 +213,11 @@ def _write_videos(
         overlay_out = VideoWriter(overlay, motion.fps, metadata=SYNTHETIC_METADATA) if overlay else None
         crops = _driving_crops(motion) if overlay_out is not None else None
         try:
-            for frame in animate_person(model, person, motion, mode=request.mode):
+            frames = animate_person(model, person, motion, mode=request.mode)
+            for frame, composited in page_frames(frames, person, request, job.notices):
                 if crops is not None:
                     frame = dataclasses.replace(frame, driving_crop=next(crops))
-                result = frame.result
-                if request.paste_back:
-                    result = paste_back(person.source_image, result, person.source_box)
-                result = _fit_longer_side(result, request.output_size)
+                result = composited if composited is not None else _fit_longer_side(frame.result, request.output_size)
                 out.write(mark_synthetic(result) if request.watermark else result)
                 if overlay_out is not None:
                     panels = overlay_panels(frame)
