@@ -1,0 +1,172 @@
+"""Issue 26's acceptance measurements: do the edits and motion controls do what they say, on real photos?
+
+For each photo of ``--photos`` with a usable face and a closed mouth (inner-lip
+gap below ``--closed`` inter-ocular distances), the shipped weights render,
+feed-forward, and the dlib detector re-detects the landmarks on each result
+(the still at the photo's size, as the Edit tab shows it). Every distance is
+in inter-ocular distances (outer eye corners) of the re-detected reference:
+
+- ``open``: inner-lip gap with ``mouth_open = 1`` (≥ 0.15 wanted);
+- ``eyes``: mean eyelid gap of both eyes with both eyes at -1 (< 0.03 wanted);
+- ``leak``: per region edit (mouth open, both eyes closed, brows up), the mean
+  displacement of the re-detected points of the *other* regions (mouth,
+  eyes, brows) against the re-detected points of the unedited render (< 0.02);
+- ``lips only``: an example motion (every ``--stride``-th frame) with region
+  ``lips``: the largest over frames of the mean displacement of the eye and
+  brow points against the unedited render (< 0.02);
+- ``mult 0``: the same motion with multiplier 0 (region ``all``): the largest
+  over frames of the mean displacement of mouth, eye and brow points, after
+  a similarity alignment on the stable points (the head still moves), against
+  the unedited render.
+
+Photos are research data (``docs/DATA.md``): nothing is written.
+
+    nice -n 10 python scripts/measure_edits.py --max-photos 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TALKING_HEAD_RUNTIME", "torch")
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from talking_head.animation.editing import PersonCache, render_edit
+from talking_head.animation.pipeline import load_driving, load_model, render_landmarks
+from talking_head.errors import TalkingHeadError
+from talking_head.evaluation.machine import machine_info
+from talking_head.face import edits
+from talking_head.face.framing import paste_back
+from talking_head.face.landmarks import get_detector
+from talking_head.face.motion import STABLE_POINTS, apply_affine, fit_similarity, retarget_landmarks
+from talking_head.face.motion_controls import MotionControls, apply_motion_controls
+
+REGION_EDITS = {
+    "mouth": edits.EditSettings(mouth_open=1.0),
+    "eyes": edits.EditSettings(left_eye=-1.0, right_eye=-1.0),
+    "brows": edits.EditSettings(brows=1.0),
+}
+
+
+def _iod(points: np.ndarray) -> float:
+    return float(np.linalg.norm(points[45] - points[36]))
+
+
+def _moved(a: np.ndarray, b: np.ndarray, indices: list[int]) -> float:
+    """Mean displacement of ``indices`` between two landmark sets, in iod of ``a``."""
+    return float(np.linalg.norm(a[indices] - b[indices], axis=1).mean() / _iod(a))
+
+
+def _detect(detector, image: np.ndarray) -> np.ndarray | None:
+    try:
+        return np.asarray(detector.detect(image).points, dtype=np.float32)
+    except TalkingHeadError:
+        return None
+
+
+def _others(region: str) -> list[int]:
+    return [i for name, idx in edits.REGIONS.items() if name != region for i in idx]
+
+
+def _measure_edits(model, person, detector, precision: str) -> dict[str, float] | None:
+    reference = _detect(detector, render_edit(model, person, edits.EditSettings(), precision=precision).image)
+    if reference is None:
+        return None
+    row: dict[str, float] = {}
+    for region, settings in REGION_EDITS.items():
+        found = _detect(detector, render_edit(model, person, settings, precision=precision).image)
+        if found is None:
+            return None
+        row[f"leak {region}"] = _moved(reference, found, _others(region))
+        if region == "mouth":
+            row["open"] = edits.inner_lip_gap(found)
+        if region == "eyes":
+            row["eyes"] = (edits.eyelid_gap(found, "left") + edits.eyelid_gap(found, "right")) / 2
+    row["_reference"] = reference  # type: ignore[assignment]
+    return row
+
+
+def _motion_frames(model, person, driving, controls: MotionControls, stride: int, precision: str):
+    targets = retarget_landmarks(person.source_landmarks, driving.points)[::stride]
+    targets = apply_motion_controls(person.source_landmarks, targets, controls)
+    for crop in render_landmarks(model, person, targets, precision=precision, runtime="torch"):
+        yield paste_back(person.source_image, crop, person.source_box)
+
+
+def _measure_motion(model, person, detector, reference, driving, stride: int, precision: str) -> dict[str, float]:
+    lips, still = [], []
+    eyes_brows = edits.LEFT_EYE + edits.RIGHT_EYE + edits.BROWS
+    for image in _motion_frames(model, person, driving, MotionControls(region="lips"), stride, precision):
+        found = _detect(detector, image)
+        if found is not None:
+            lips.append(_moved(reference, found, eyes_brows))
+    stable = list(STABLE_POINTS)
+    for image in _motion_frames(model, person, driving, MotionControls(multiplier=0.0), stride, precision):
+        found = _detect(detector, image)
+        if found is not None:
+            aligned = apply_affine(found, fit_similarity(found[stable], reference[stable]))
+            still.append(_moved(reference, aligned, eyes_brows + edits.MOUTH))
+    return {"lips only": max(lips, default=np.nan), "mult 0": max(still, default=np.nan)}
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data" / "photos")
+    parser.add_argument("--weights", default=str(ROOT / "weights"))
+    parser.add_argument("--motion", type=Path, default=ROOT / "examples" / "motions" / "expressions.npz")
+    parser.add_argument("--max-photos", type=int, default=12, help="closed-mouth photos measured")
+    parser.add_argument("--closed", type=float, default=0.05, help="inner-lip gap (iod) below which a mouth is closed")
+    parser.add_argument("--stride", type=int, default=5, help="every n-th frame of the motion")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = _parse_args()
+    info = machine_info()
+    print(f"machine: {info['summary']}; precision {args.precision}; dlib landmarks")
+    model = load_model(args.weights, device="cpu")
+    detector = get_detector("dlib")
+    driving = load_driving(args.motion, model.config.image_size)
+    cache = PersonCache(1)
+    rows = []
+    for photo in sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")):
+        if len(rows) >= args.max_photos:
+            break
+        try:
+            person = cache.person(model, photo, detector, max_side=1024)
+        except TalkingHeadError:
+            continue
+        if edits.inner_lip_gap(person.source_landmarks) >= args.closed:
+            continue
+        row = _measure_edits(model, person, detector, args.precision)
+        if row is None:
+            continue
+        reference = row.pop("_reference")
+        row.update(_measure_motion(model, person, detector, reference, driving, args.stride, args.precision))
+        rows.append(row)
+        print(photo.name[:28].ljust(28), " ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
+    _summary(rows)
+    return 0
+
+
+def _summary(rows: list[dict[str, float]]) -> None:
+    wanted = {"open": (">=", 0.15), "eyes": ("<", 0.03), "leak mouth": ("<", 0.02), "leak eyes": ("<", 0.02),
+              "leak brows": ("<", 0.02), "lips only": ("<", 0.02), "mult 0": ("<", 0.02)}
+    print(f"{len(rows)} closed-mouth photos")
+    for key, (sign, bound) in wanted.items():
+        values = np.array([r[key] for r in rows])
+        passed = (values >= bound) if sign == ">=" else (values < bound)
+        print(f"{key:11s} median {np.nanmedian(values):.3f}  worst {np.nanmin(values) if sign == '>=' else np.nanmax(values):.3f}"
+              f"  wanted {sign} {bound}  passed {int(passed.sum())}/{len(values)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
