@@ -53,6 +53,7 @@ from talking_head.face.framing import (
 )
 from talking_head.face.landmarks import get_detector
 from talking_head.face.motion import retarget_landmarks, smooth_landmarks
+from talking_head.face.motion_controls import MotionControls, apply_motion_controls
 from talking_head.face.raster import rasterize_landmarks
 from talking_head.face.tracking import LandmarkTrack, track_landmarks
 from talking_head.media.video import probe_video
@@ -265,6 +266,7 @@ def animate_person(
     watermark: bool = False,
     with_driving_frames: bool = False,
     runtime: str | Runtime | None = None,
+    controls: MotionControls | None = None,
 ) -> Iterator[AnimationFrame]:
     """Animate ``person`` with ``motion``: yields one :class:`AnimationFrame` per driving frame.
 
@@ -275,7 +277,9 @@ def animate_person(
     re-reads the driving clip to attach each cropped driving frame (for the
     overlay). Frames are rendered ``batch_size`` at a time without gradients,
     in ``precision`` on ``runtime`` (see :func:`render_landmarks`), one batch
-    ahead of the caller.
+    ahead of the caller. ``controls``: the motion multiplier, region, closed
+    lips and blinks (:mod:`talking_head.face.motion_controls`; ``None``: the
+    driver's motion as it is).
     """
     if motion.image_size != model.config.image_size:
         raise ValueError(
@@ -284,6 +288,8 @@ def animate_person(
     targets = retarget_landmarks(
         person.source_landmarks, motion.points, mode=mode, reference=reference
     )  # (T, 68, 2)
+    if controls is not None:
+        targets = apply_motion_controls(person.source_landmarks, targets, controls)
     crops = _driving_crops(motion) if with_driving_frames else None
     precision, runtime = rendering_setup(model, precision, runtime)
     for batch in rendered_batches(model, person, targets, batch_size, precision, runtime):
@@ -382,6 +388,7 @@ def render_video(
     runtime: str | Runtime | None = None,
     output: str | None = None,
     output_limit: int = DEFAULT_LIMIT,
+    controls: MotionControls | None = None,
 ) -> RenderResult:
     """Write the result MP4 (and the overlay MP4) for ``person`` driven by ``motion``.
 
@@ -394,7 +401,7 @@ def render_video(
     (longer side at most ``output_limit``) with only the head moving, or
     ``crop-256/512/1024`` (:mod:`talking_head.animation.compositing`).
     ``progress(done, total)`` returning ``False`` cancels with ``CancelledError``
-    (no partial file is left at ``out``).
+    (no partial file is left at ``out``). ``controls``: as in :func:`animate_person`.
     """
     start = time.perf_counter()
     audio = motion.video if motion.has_audio else None
@@ -419,6 +426,7 @@ def render_video(
             precision=precision,
             with_driving_frames=overlay is not None,
             runtime=runtime,
+            controls=controls,
         )
         composited = _composited(frames, person, output, output_limit, batch_size)
         for frame, result in composited:

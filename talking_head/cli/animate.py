@@ -91,6 +91,39 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _multiplier(text: str) -> float:
+    value = _at_least(0.0, float)(text)
+    if value > 2:
+        raise argparse.ArgumentTypeError(f"must be at most 2, got {text}")
+    return value
+
+
+def _add_motion_control_arguments(parser: argparse.ArgumentParser) -> None:
+    """--multiplier, --region, --closed-lips, --blinks (face/motion_controls.py)."""
+    parser.add_argument(
+        "--multiplier", type=_multiplier, default=1.0, help="how strongly the driver's expression moves the face, 0..2 (default 1)"
+    )
+    parser.add_argument(
+        "--region",
+        choices=("all", "lips", "eyes", "pose", "expression"),
+        default="all",
+        help="what the driver moves: all (default), lips, eyes, pose (head pose only), expression (no head pose)",
+    )
+    parser.add_argument(
+        "--closed-lips", action="store_true", help="close the photo's lips before the driver's motion is added"
+    )
+    parser.add_argument(
+        "--blinks", choices=("driver", "none"), default="driver", help="driver: the driver's blinks (default); none: no blinks"
+    )
+
+
+def motion_controls(args: argparse.Namespace):  # -> MotionControls
+    """The motion controls of the command line."""
+    from talking_head.face.motion_controls import MotionControls
+
+    return MotionControls(args.multiplier, args.region, args.closed_lips, args.blinks)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the ``animate`` command."""
     parser.add_argument(
@@ -139,6 +172,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="relative mode: driving frame the motion is measured from: neutral (default), first, or a frame number",
     )
     _add_output_arguments(parser)
+    _add_motion_control_arguments(parser)
     parser.add_argument(
         "--watermark", action="store_true", help="draw a visible 'SYNTHETIC' mark on every frame"
     )
@@ -379,6 +413,7 @@ def _render(
             paste_into_photo=args.paste_back,
             output=args.output,
             output_limit=args.output_limit,
+            controls=motion_controls(args),
             batch_size=args.batch_size,
             precision=precision,
             watermark=args.watermark,
