@@ -95,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     for ax, (title, keys) in zip(axes[:, 0], panels):
         for key in keys:
             values = np.array([r.get(key, np.nan) for r in rows], dtype=float)
-            (line,) = ax.plot(steps, smooth(np.nan_to_num(values), args.window), label=key, lw=1.2)
-            ax.plot(steps, values, color=line.get_color(), alpha=0.2, lw=0.6)
+            logged = ~np.isnan(values)  # a key first logged part-way through is drawn from there on
+            x = np.asarray(steps)[logged]
+            (line,) = ax.plot(x, smooth(values[logged], args.window), label=key, lw=1.2)
+            ax.plot(x, values[logged], color=line.get_color(), alpha=0.2, lw=0.6)
         for start in starts:
             ax.axvline(start, color="gray", ls=":", lw=0.8)
         for mark in args.mark:
