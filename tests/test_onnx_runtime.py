@@ -168,11 +168,25 @@ def test_a_graph_refuses_tensors_of_another_shape(exported, model) -> None:
 
 
 @needs_onnx
-@pytest.mark.parametrize(("speedup", "expected"), [(3.0, "onnx"), (1.0, "torch")])
-def test_auto_keeps_onnx_only_when_measured_faster(exported, model, monkeypatch, speedup, expected) -> None:
+@pytest.mark.parametrize(
+    ("speedup", "against", "expected"),
+    [
+        (3.0, "fp32", "onnx"),
+        (1.0, "fp32", "torch"),  # the same numbers: switching must pay
+        (0.9, "bf16-auto", "onnx"),  # a tie with bf16 goes to float32
+        (0.7, "bf16-auto", "torch"),  # bf16 well ahead
+    ],
+)
+def test_auto_keeps_onnx_only_when_measured_faster(
+    exported, model, monkeypatch, speedup, against, expected
+) -> None:
     monkeypatch.setattr(runtime, "cached_graph", lambda generator, folders: exported[0])
     monkeypatch.setattr(runtime, "measure_onnx_speedup", lambda *args, **kwargs: speedup)
-    chosen = runtime.resolve_runtime("auto", model.generator, FP32)
+    # what precision auto resolves to on a CPU where bf16 measured faster (a bf16 asked for never gets here)
+    precision = (
+        FP32 if against == "fp32" else dataclasses.replace(resolve_precision("bf16", "cpu"), policy="auto")
+    )
+    chosen = runtime.resolve_runtime("auto", model.generator, precision)
     assert chosen.name == expected and f"{speedup:.2f}×" in chosen.reason
 
 

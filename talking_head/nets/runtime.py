@@ -9,9 +9,12 @@ or, on a CPU, through ONNX Runtime on the graph of :mod:`talking_head.nets.onnx_
   installed and a graph for these weights (found or exported); PyTorch
   otherwise, with a log line saying why.
 - ``auto`` (the default): like ``onnx``, then a short measurement on G itself
-  (both runtimes, interleaved, medians; a second or two, once per process,
-  thread count and precision) keeps ONNX Runtime only when it is at least
-  :data:`AUTO_MIN_SPEEDUP` × faster than PyTorch at the rendering precision.
+  (both runtimes, :data:`AUTO_BATCH` frames a call, interleaved, medians; seconds,
+  once per process, thread count and precision) against PyTorch at the
+  rendering precision. Against PyTorch fp32 (the same numbers within 1e-6)
+  ONNX Runtime is kept when at least :data:`AUTO_MIN_SPEEDUP` × faster; against
+  PyTorch bf16, unless bf16 is at least :data:`BF16_MIN_SPEEDUP` × faster than
+  it: bf16 costs accuracy, so a tie goes to float32, the precision policy's own rule.
   A precision of ``bf16`` asked for explicitly stays in PyTorch: ONNX Runtime
   renders in float32 only (``fp32`` asked for may render in either: they
   agree within 1e-6).
@@ -54,9 +57,15 @@ logger = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "onnx", "torch")
 ENV_RUNTIME = "TALKING_HEAD_RUNTIME"  # the app's runtime policy (default auto)
-# auto keeps ONNX Runtime only when it measures this much faster than PyTorch on G.
+# auto keeps ONNX Runtime when it measures this much faster than PyTorch fp32 on G (same numbers:
+# a switch must pay) ...
 AUTO_MIN_SPEEDUP = 1.1
-AUTO_BATCH = 2  # frames per timed call of auto's measurement
+# ... and PyTorch bf16 only when bf16 measures this much faster than ONNX Runtime's float32
+# (the bar nets/precision.py sets bf16 against fp32: bf16 costs accuracy, a tie goes to float32).
+BF16_MIN_SPEEDUP = 1.25
+# Frames per timed call of auto's measurement: half the rendering batch, a second or two on an idle
+# 2-core CPU (bf16's lead over float32 grows with the batch: 1.3x at 1, 1.9x at 8 on an AMD EPYC Zen 5).
+AUTO_BATCH = 4
 AUTO_ROUNDS = 3  # timed calls per runtime, interleaved (after one warm-up call each)
 
 # A rendering call: G(y, adain_params=ψ, warp=warp) → x̂, float32 tensors in and out.
@@ -270,14 +279,20 @@ def _log_choice(runtime: Runtime, warn: bool = False) -> None:
     log("runtime %s: rendering with %s (%s)", runtime.policy, runtime.name, runtime.reason)
 
 
+def auto_threshold(precision: Precision) -> float:
+    """The speed-up over PyTorch at ``precision`` from which ``auto`` renders with ONNX Runtime."""
+    return 1 / BF16_MIN_SPEEDUP if precision.is_bf16 else AUTO_MIN_SPEEDUP
+
+
 @functools.cache
 def _auto_choice(graph: Path, threads: int, precision: Precision, speedup: float, version: str) -> Runtime:
-    verdict = "≥" if speedup >= AUTO_MIN_SPEEDUP else "<"
+    threshold = auto_threshold(precision)
+    verdict = "≥" if speedup >= threshold else "<"
     reason = (
         f"ONNX Runtime {version} fp32 measured {speedup:.2f}× PyTorch {precision.name} on G "
-        f"({verdict} {AUTO_MIN_SPEEDUP}×, batch {AUTO_BATCH}, {threads} threads)"
+        f"({verdict} {threshold:.2f}×, batch {AUTO_BATCH}, {threads} threads)"
     )
-    name = "onnx" if speedup >= AUTO_MIN_SPEEDUP else "torch"
+    name = "onnx" if speedup >= threshold else "torch"
     runtime = Runtime("auto", name, reason, graph if name == "onnx" else None, threads)
     _log_choice(runtime)
     return runtime
