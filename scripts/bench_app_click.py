@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import app
-from talking_head.animation import rendering
+from talking_head.animation import compositing, rendering
 from talking_head.evaluation.machine import machine_info
 from talking_head.media.video import probe_video
 from talking_head.media.video_writer import VideoWriter
@@ -64,18 +64,28 @@ def _timed(stage: str, fn: Callable) -> Callable:
     return wrapped
 
 
+# (module, function name, stage): what a click calls, wrapped by --profile where the module has it.
+PROFILED = (
+    (job, "prepare_job", "input checks + driving landmarks"),
+    (job, "embed_person", "photo landmarks + embedding"),
+    (job, "finetune_person", "fine-tuning"),
+    (rendering, "warp_shots", "warp"),
+    (rendering, "landmark_images", "landmark images"),
+    (job, "paste_back", "paste-back"),
+    (compositing.NativeCompositor, "fields", "compositing: the photo's field"),
+    (compositing.NativeCompositor, "__call__", "compositing: the whole photo"),
+    (job, "overlay_panels", "overlay panels"),
+    (job, "mark_synthetic", "synthetic mark"),
+    (VideoWriter, "write", "encoding (frames to ffmpeg)"),
+    (VideoWriter, "close", "encoding (flush, audio)"),
+)
+
+
 def install_profile() -> None:
     """Time each stage of a click by wrapping the functions the job and the renderer call (this process only)."""
-    job.prepare_job = _timed("input checks + driving landmarks", job.prepare_job)
-    job.embed_person = _timed("photo landmarks + embedding", job.embed_person)
-    job.finetune_person = _timed("fine-tuning", job.finetune_person)
-    rendering.warp_shots = _timed("warp", rendering.warp_shots)
-    rendering.landmark_images = _timed("landmark images", rendering.landmark_images)
-    job.paste_back = _timed("paste-back", job.paste_back)
-    job.overlay_panels = _timed("overlay panels", job.overlay_panels)
-    job.mark_synthetic = _timed("synthetic mark", job.mark_synthetic)
-    VideoWriter.write = _timed("encoding (frames to ffmpeg)", VideoWriter.write)
-    VideoWriter.close = _timed("encoding (flush, audio)", VideoWriter.close)
+    for owner, name, stage in PROFILED:
+        if hasattr(owner, name):
+            setattr(owner, name, _timed(stage, getattr(owner, name)))
     renderer = Runtime.renderer
 
     def timed_renderer(self: Runtime, generator: Any, precision: Any) -> Callable:
