@@ -187,3 +187,29 @@ def test_numbers_are_validated_with_one_line(
         main([*argv, flag, value])
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1 and reason in err[0] and "(see --help)" in err[0]
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_animate_cli_renders_on_the_runtime_asked_for(
+    weights: Path, astronaut_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: str
+) -> None:
+    from talking_head.animation import pipeline
+
+    if runtime == "onnx":
+        pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("TALKING_HEAD_CACHE", str(tmp_path / "cache"))
+    seen = []
+    original = pipeline.render_video
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("runtime"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "render_video", recording)
+    motion = Path(__file__).resolve().parent.parent / "examples" / "motions" / "calm-talking.npz"
+    out = tmp_path / "out.mp4"
+    code = main(
+        ["animate", "--photos", str(astronaut_path), "--driving", str(motion), "--out", str(out),
+         "--weights", str(weights), "--landmarks", "dlib", "--max-seconds", "0.2", "--runtime", runtime]
+    )  # fmt: skip
+    assert code == 0 and seen == [runtime] and probe_video(out).num_frames == 5

@@ -188,6 +188,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto: bf16 where it is measured faster (CUDA, CPUs with bf16 units), else fp32 "
         "(default: $TALKING_HEAD_PRECISION or auto)",
     )
+    parser.add_argument(
+        "--runtime",
+        choices=("auto", "onnx", "torch"),
+        help="renderer on a CPU: auto (ONNX Runtime when installed and measured faster), onnx, torch "
+        "(default: $TALKING_HEAD_RUNTIME or auto; always PyTorch on CUDA)",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument(
         "--landmarks",
@@ -418,6 +424,7 @@ def _render(
             precision=precision,
             watermark=args.watermark,
             progress=lambda done, total: bar.update(done - bar.n),
+            runtime=args.runtime,
         )
 
 
