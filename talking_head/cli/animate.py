@@ -182,6 +182,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=_at_least(1), default=8, help="frames rendered per batch (default 8)"
     )
+    _add_device_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed of fine-tuning (shot sampling and flips)")
+    parser.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="lift the app's limits: 100 steps, 8 photos, 10 s of motion at 30 fps ($TALKING_HEAD_MAX_*)",
+    )
+
+
+def _add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and how the networks run, and the landmark detector."""
     parser.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),
@@ -200,12 +211,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         choices=("auto", "fan", "dlib"),
         help="landmark detector (default: $TALKING_HEAD_LANDMARKS or auto)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of fine-tuning (shot sampling and flips)")
-    parser.add_argument(
-        "--no-limits",
-        action="store_true",
-        help="lift the app's limits: 100 steps, 8 photos, 10 s of motion at 30 fps ($TALKING_HEAD_MAX_*)",
     )
 
 
