@@ -71,24 +71,36 @@ _TASK_NAMES = {"render": "rendering", "train": "training step"}
 AUTO_ROUNDS = 5  # interleaved fp32/bf16 rounds of auto's measurement (the median ratio decides)
 
 
+def parse_policy(value: str, choices: tuple[str, ...], kind: str) -> str:
+    """``value`` lower-cased and checked against ``choices``; ``TalkingHeadError`` naming the ``kind`` otherwise."""
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise TalkingHeadError(f"unknown {kind} {value!r}: use one of {', '.join(choices)}")
+    return text
+
+
+def policy_from_env(
+    environ: Mapping[str, str] | None, variable: str, choices: tuple[str, ...], kind: str
+) -> str:
+    """The policy in ``$variable`` (``auto`` when unset or empty), checked against ``choices``."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(variable, "").strip() or "auto"
+    try:
+        return parse_policy(value, choices, kind)
+    except TalkingHeadError:
+        raise TalkingHeadError(
+            f"{variable}={value!r} is not a {kind}: set it to one of {', '.join(choices)}"
+        ) from None
+
+
 def parse_precision(policy: str) -> str:
     """``policy`` lower-cased and checked against :data:`POLICIES`; raises ``TalkingHeadError`` otherwise."""
-    text = str(policy).strip().lower()
-    if text not in POLICIES:
-        raise TalkingHeadError(f"unknown precision {policy!r}: use one of {', '.join(POLICIES)}")
-    return text
+    return parse_policy(policy, POLICIES, "precision")
 
 
 def precision_from_env(environ: Mapping[str, str] | None = None) -> str:
     """The policy in ``$TALKING_HEAD_PRECISION`` (``auto`` when unset or empty)."""
-    environ = os.environ if environ is None else environ
-    value = environ.get(ENV_PRECISION, "").strip() or "auto"
-    try:
-        return parse_precision(value)
-    except TalkingHeadError:
-        raise TalkingHeadError(
-            f"{ENV_PRECISION}={value!r} is not a precision: set it to one of {', '.join(POLICIES)}"
-        ) from None
+    return policy_from_env(environ, ENV_PRECISION, POLICIES, "precision")
 
 
 # ----- CPU capability ------------------------------------------------------------

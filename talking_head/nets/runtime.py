@@ -51,7 +51,7 @@ from talking_head.nets.onnx_export import (
     graph_fingerprint,
     rendering_tensors,
 )
-from talking_head.nets.precision import Precision
+from talking_head.nets.precision import Precision, parse_policy, policy_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -74,22 +74,12 @@ Renderer = Callable[..., torch.Tensor]
 
 def parse_runtime(policy: str) -> str:
     """``policy`` lower-cased and checked against :data:`RUNTIMES`; raises ``TalkingHeadError`` otherwise."""
-    text = str(policy).strip().lower()
-    if text not in RUNTIMES:
-        raise TalkingHeadError(f"unknown runtime {policy!r}: use one of {', '.join(RUNTIMES)}")
-    return text
+    return parse_policy(policy, RUNTIMES, "runtime")
 
 
 def runtime_from_env(environ: Mapping[str, str] | None = None) -> str:
     """The policy in ``$TALKING_HEAD_RUNTIME`` (``auto`` when unset or empty)."""
-    environ = os.environ if environ is None else environ
-    value = environ.get(ENV_RUNTIME, "").strip() or "auto"
-    try:
-        return parse_runtime(value)
-    except TalkingHeadError:
-        raise TalkingHeadError(
-            f"{ENV_RUNTIME}={value!r} is not a runtime: set it to one of {', '.join(RUNTIMES)}"
-        ) from None
+    return policy_from_env(environ, ENV_RUNTIME, RUNTIMES, "runtime")
 
 
 def import_onnxruntime() -> ModuleType | None:
