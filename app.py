@@ -41,23 +41,17 @@ from talking_head.animation.pipeline import DEFAULT_SMOOTHING
 from talking_head.errors import TalkingHeadError
 from talking_head.face.landmarks import BACKENDS
 from talking_head.web import previews
-from talking_head.web.inputs import (
-    MAX_SMOOTHING,
-    MODES,
-    OUTPUT_SIZES,
-    check_backend,
-    check_clip_seconds,
-    render_request,
-    upload_paths,
-)
+from talking_head.web.inputs import check_backend, check_clip_seconds, render_request, upload_paths
 from talking_head.web.job import PreparedJob, RenderOutcome, prepare_job, run_job
-from talking_head.web.limits import AppLimits, gpu_duration
-from talking_head.web.page_text import DESCRIPTION, STEPS_INFO, licence_footer
-from talking_head.web.previews import example_motions, landmark_preview, motion_preview
+from talking_head.web.limits import gpu_duration
+from talking_head.web.page_text import DESCRIPTION, licence_footer
+from talking_head.web.previews import landmark_preview, motion_preview
 from talking_head.web.queue_time import ArrivalTimes, queue_seconds, with_queue_time
 from talking_head.web.recording import fixed_recording
 from talking_head.web.state import AppState, load_app_state
+from animate_tab import DEFAULT_OUTPUT_SIZE, DEFAULT_SECONDS, AnimateHandlers, animate_tab
 from edit_tab import edit_tab
+from setting_widgets import SettingDropdown, SettingSlider
 
 logger = logging.getLogger("talking_head.app")
 
@@ -68,10 +62,6 @@ EXAMPLE_MOTIONS = EXAMPLES / "motions"
 # One render at a time per process: a job holds the model's activations and two
 # video encoders; simultaneous users wait in the queue instead of exhausting memory.
 CONCURRENCY_LIMIT = 1
-# 0 = the model's own size: the default, because upscaling adds no detail and
-# encoding a 512 px result took ~4x longer than 256 px on the 2-core CPU.
-DEFAULT_OUTPUT_SIZE = 0
-DEFAULT_SECONDS = 5.0  # the max-seconds slider's start value
 # Landmark tab (kept from the interim page): longest part of a clip processed.
 MAX_CLIP_SECONDS = 60.0
 DEFAULT_CLIP_SECONDS = 10.0
@@ -119,36 +109,6 @@ def user_errors(handler: Callable) -> Callable:
     return wrapped
 
 
-# ----- settings widgets: the handler checks their values -------------------------------------
-# Gradio checks a slider's range and a radio's or dropdown's choices before the handler runs,
-# with a message that names no setting ("Value 500 is greater than maximum value 100.") and a
-# traceback in the server log. These widgets pass an API caller's value on as sent;
-# web.inputs.check_request names the setting, its range and what to do, and a longer
-# max_seconds than the limit is trimmed to the limit instead of refused.
-
-
-class _AsSent:
-    """Mixin for a Gradio widget: its value reaches the handler as sent, drawn by the widget's own front end."""
-
-    def preprocess(self, payload: Any) -> Any:
-        return payload
-
-    def get_block_name(self) -> str:
-        return type(self).__mro__[2].__name__.lower()  # the Gradio component after this mixin
-
-
-class SettingSlider(_AsSent, gr.Slider):
-    pass
-
-
-class SettingRadio(_AsSent, gr.Radio):
-    pass
-
-
-class SettingDropdown(_AsSent, gr.Dropdown):
-    pass
-
-
 # ----- the animate tab ------------------------------------------------------------------
 
 
@@ -184,19 +144,26 @@ def animate(
     paste_back: bool = True,
     output_size: float = DEFAULT_OUTPUT_SIZE,
     watermark: bool = True,
+    multiplier: float = 1.0,
+    region: str = "all",
+    closed_lips: bool = False,
+    blinks: str = "driver",
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects the tracker through this default
     request: gr.Request | None = None,
 ) -> tuple[str, str | None, str]:
     """Event handler and API endpoint ``/animate``: (result MP4, overlay MP4, status line).
 
-    The status line includes the time the request waited in the queue (Gradio passes ``request``).
+    The motion controls (multiplier, region, closed lips, blinks) come last,
+    with defaults that change nothing: a client of the first ten inputs still
+    works. The status line includes the time the request waited in the queue
+    (Gradio passes ``request``).
     """
     waited = queue_seconds(request.request if request is not None else None)
     state = load_state()
     model = state.weights.require()
-    wanted = render_request(
-        photos, driving_clip, driving_motion, steps, mode, smoothing, max_seconds, paste_back, output_size, watermark
-    )
+    settings = (steps, mode, smoothing, max_seconds, paste_back, output_size, watermark)
+    controls = (multiplier, region, closed_lips, blinks)
+    wanted = render_request(photos, driving_clip, driving_motion, *settings, *controls)
     progress(0.0, desc="Checking the inputs")
     job = prepare_job(
         wanted,
@@ -239,11 +206,6 @@ def fix_recording(clip: str | None) -> Any:
     """A webcam recording rewritten so that the player shows its length (other clips stay as they are)."""
     fixed = fixed_recording(clip, load_state().limits)
     return str(fixed) if fixed is not None else gr.skip()
-
-
-def _clear_if(value: Any) -> Any:
-    """Clear the other driving input once this one is set (one driving source at a time)."""
-    return None if value else gr.skip()
 
 
 # ----- the landmarks tab (the interim page, kept: it costs one handler) ---------------------
@@ -309,145 +271,6 @@ def _weights_banner(state: AppState) -> str:
     return f"### ⚠️ The model is not loaded\n{state.weights.error}"
 
 
-def _motion_examples() -> tuple[list[list[str]], list[str]]:
-    motions = example_motions(EXAMPLE_MOTIONS)
-    return [[str(track)] for track, _ in motions], [track.stem.replace("-", " ") for track, _ in motions]
-
-
-def _photo_inputs(limits: AppLimits) -> tuple[gr.File, gr.Gallery]:
-    """The photos upload with its example, and the gallery of detected faces."""
-    photos = gr.File(
-        label=f"Photos of one person (1 to {limits.max_photos}; JPEG, PNG, WebP, ...)",
-        file_count="multiple",
-        type="filepath",
-        elem_id="photos",
-    )
-    gr.Examples(examples=[[[str(EXAMPLE_PHOTO)]]], inputs=[photos], label="Example photo (public domain)")
-    faces = gr.Gallery(
-        label="Detected faces",
-        columns=4,
-        height=240,
-        object_fit="contain",
-        interactive=False,
-        elem_id="faces",
-    )
-    return photos, faces
-
-
-def _driving_inputs(limits: AppLimits) -> tuple[gr.File, gr.Video, gr.Video]:
-    """Two tabs: a motion file (with the examples and a sketch preview) or a clip/webcam recording."""
-    with gr.Tab("Example or motion file"):
-        driving_motion = gr.File(
-            label="Driving motion (.npz landmark track)", type="filepath", elem_id="driving-motion"
-        )
-        motion_examples, motion_labels = _motion_examples()
-        gr.Examples(
-            examples=motion_examples,
-            inputs=[driving_motion],
-            label="Example motions (5 s, 25 fps)",
-            example_labels=motion_labels,
-            elem_id="motion-examples",
-        )
-        motion_sketch = gr.Video(label="Motion preview (landmarks)", interactive=False, height=200)
-    with gr.Tab("Your clip or webcam"):
-        driving_clip = gr.Video(
-            label=f"Driving clip (upload or record; the first {limits.max_driving_seconds:g} s at most)",
-            sources=["upload", "webcam"],
-            include_audio=True,
-            elem_id="driving-clip",
-        )
-    return driving_motion, motion_sketch, driving_clip
-
-
-def _advanced_settings(limits: AppLimits) -> list[gr.components.Component]:
-    """Motion mode, smoothing, seconds, paste-back, output size, watermark (in this order)."""
-    with gr.Accordion("Advanced", open=False):
-        mode = SettingRadio(
-            list(MODES),
-            value="relative",
-            label="Motion",
-            info="relative: keep the person's face shape and add the driver's motion; absolute: the driver's landmarks (the paper's)",
-        )
-        smoothing = SettingSlider(
-            0,
-            MAX_SMOOTHING,
-            value=DEFAULT_SMOOTHING,
-            step=0.5,
-            label="Smoothing of the driving landmarks (frames)",
-        )
-        max_seconds = SettingSlider(
-            min(0.5, limits.max_driving_seconds / 2),  # below the maximum even for tiny limits
-            limits.max_driving_seconds,
-            value=min(DEFAULT_SECONDS, limits.max_driving_seconds),
-            step=0.5,
-            label="Seconds of the driving motion to use",
-        )
-        paste_back = gr.Checkbox(value=True, label="The whole photo, only the head moving (off: the face crop)")
-        output_size = SettingDropdown(
-            [("the model's size", 0)] + [(f"{s} px", s) for s in OUTPUT_SIZES if s <= limits.max_output_size],
-            value=DEFAULT_OUTPUT_SIZE,
-            label="Output size (pixels, longer side)",
-        )
-        watermark = gr.Checkbox(value=True, label='Visible "SYNTHETIC" mark')
-    return [mode, smoothing, max_seconds, paste_back, output_size, watermark]
-
-
-def _result_outputs() -> list[gr.components.Component]:
-    """The result and overlay videos and the status line."""
-    result = gr.Video(label="Result", interactive=False, elem_id="result")
-    overlay = gr.Video(label="Landmark overlay", interactive=False, elem_id="overlay")
-    gr.Markdown("<small>Overlay: driving frame | landmark image given to the generator | result</small>")
-    status = gr.Textbox(label="Status", interactive=False, lines=3, elem_id="status")
-    return [result, overlay, status]
-
-
-def _animate_tab(state: AppState) -> None:
-    limits = state.limits
-    with gr.Row():
-        with gr.Column(scale=1):
-            photos, faces = _photo_inputs(limits)
-            driving_motion, motion_sketch, driving_clip = _driving_inputs(limits)
-            steps = SettingSlider(
-                0,
-                limits.max_steps,
-                value=state.initial_steps(),
-                step=1,
-                label="Fine-tuning steps",
-                info=STEPS_INFO,
-            )
-            settings = _advanced_settings(limits)
-            button = gr.Button("Animate", variant="primary", elem_id="animate")
-        with gr.Column(scale=1):
-            outputs = _result_outputs()
-
-    photos.change(
-        preview_photos, inputs=photos, outputs=faces, api_visibility="private", concurrency_id="preview"
-    )
-    driving_motion.change(
-        _clear_if, inputs=driving_motion, outputs=driving_clip, api_visibility="private", queue=False
-    )
-    driving_motion.change(
-        preview_motion,
-        inputs=driving_motion,
-        outputs=motion_sketch,
-        api_visibility="private",
-        concurrency_id="preview",
-    )
-    driving_clip.change(
-        _clear_if, inputs=driving_clip, outputs=driving_motion, api_visibility="private", queue=False
-    )
-    driving_clip.change(  # fires again with the rewritten file, which needs nothing more
-        fix_recording, inputs=driving_clip, outputs=driving_clip, api_visibility="private", concurrency_id="preview"
-    )
-    button.click(
-        animate,
-        inputs=[photos, driving_clip, driving_motion, steps, *settings],
-        outputs=outputs,
-        api_name="animate",
-        concurrency_id="render",
-    )
-
-
 def build_demo(state: AppState | None = None) -> gr.Blocks:
     """Build the page; loads the weights and the landmark detector once (see :func:`load_state`)."""
     global _STATE
@@ -458,7 +281,8 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
         gr.Markdown(DESCRIPTION)
         gr.Markdown(_weights_banner(state), elem_id="weights-status")
         with gr.Tab("Animate"):
-            _animate_tab(state)
+            handlers = AnimateHandlers(animate, preview_photos, preview_motion, fix_recording)
+            animate_tab(state, handlers, EXAMPLE_PHOTO, EXAMPLE_MOTIONS)
         with gr.Tab("Edit"):
             edit_tab(load_state, user_errors, SettingSlider, str(EXAMPLE_PHOTO))
         with gr.Tab("Landmarks"):

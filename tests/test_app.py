@@ -54,7 +54,7 @@ def test_page_wires_the_animate_endpoint(tiny_weights: Path) -> None:
     public = {dep.api_name for dep in demo.fns.values() if dep.api_visibility == "public"}
     assert public == {"animate", "edit", "landmarks"}  # previews, clearing and slider moves stay private
     animate = next(dep for dep in demo.fns.values() if dep.api_name == "animate")
-    assert len(animate.inputs) == 10 and len(animate.outputs) == 3
+    assert len(animate.inputs) == 14 and len(animate.outputs) == 3  # 10 settings, then 4 motion controls
     assert "64 px" in _texts(demo) and "not loaded" not in _texts(demo)
 
 

@@ -4,8 +4,9 @@ Opens the page, uploads the astronaut photo, picks an example motion, clicks
 Animate and waits for the result video to get a source; saves a screenshot to
 ``test-artifacts/``. Then uploads a text file as the photo, checks that the
 specific error message is shown, and that a second valid request still works.
-Last, records two seconds from Chromium's fake camera and checks that the
-player knows the recording's length.
+Then sets the motion controls (lips only, no blinks, multiplier 0.5) and checks
+that the status line names them. Last, records two seconds from Chromium's
+fake camera and checks that the player knows the recording's length.
 """
 
 from __future__ import annotations
@@ -122,6 +123,26 @@ def test_text_file_as_photo_shows_the_error_and_the_next_request_works(
     _upload_photo(page, astronaut_path)
     page.locator("#faces img").first.wait_for(timeout=60_000)
     assert _animate_and_wait(page, before) != before
+
+
+def test_motion_controls_reach_the_render(page, astronaut_path: Path, artifacts_dir: Path) -> None:
+    before = _result_source(page)
+    _upload_photo(page, astronaut_path)
+    page.locator("#faces img").first.wait_for(timeout=60_000)
+    _pick_example_motion(page)
+    page.locator("#motion-controls").get_by_text("Motion controls").first.click()
+    page.locator("#region").get_by_label("lips only", exact=True).check()
+    page.locator("#blinks").get_by_label("none", exact=True).check()
+    page.locator("#multiplier input[type=number]").first.fill("0.5")
+    page.locator("#multiplier input[type=number]").first.press("Enter")
+    assert _animate_and_wait(page, before) != before
+    status = page.locator("#status textarea").first.input_value()
+    assert "motion: lips only ×0.5, no blinks" in status, status
+    page.screenshot(path=str(artifacts_dir / "app-motion-controls.png"), full_page=True)
+    page.locator("#region").get_by_label("all", exact=True).check()  # back to the defaults for the next test
+    page.locator("#blinks").get_by_label("the driver's", exact=True).check()
+    page.locator("#multiplier input[type=number]").first.fill("1")
+    page.locator("#multiplier input[type=number]").first.press("Enter")
 
 
 def test_a_webcam_recording_shows_its_length(page, artifacts_dir: Path) -> None:

@@ -205,8 +205,10 @@ def test_user_errors_are_specific_and_the_server_keeps_serving(
         ({"smoothing": 50}, r"Smoothing of the driving landmarks \(smoothing=50\) must be a number of frames from 0 to 5"),
         ({"mode": "sideways"}, r"Motion \(mode='sideways'\) must be 'relative' or 'absolute'"),
         ({"output_size": 5000}, r"Output size \(output_size=5000\) must be 0 \(the model's size\) or a whole number"),
+        ({"multiplier": 3}, r"Motion multiplier \(multiplier=3\) must be a number from 0 to 2"),
+        ({"region": "nose"}, r"What the driver moves \(region='nose'\) must be one of 'all', 'lips', 'eyes'"),
     ],
-    ids=["steps", "smoothing", "mode", "output_size"],
+    ids=["steps", "smoothing", "mode", "output_size", "multiplier", "region"],
 )
 def test_out_of_range_settings_name_the_setting_and_log_no_traceback(
     server: AppServer, astronaut_path: Path, settings: dict, message: str
@@ -217,6 +219,30 @@ def test_out_of_range_settings_name_the_setting_and_log_no_traceback(
         _animate(_client(server), [astronaut_path], motion=MOTION, **settings)
     log = server.log.read_text()
     assert "Traceback" not in log and "greater than maximum" not in log and "not in the list of choices" not in log
+
+
+def test_motion_controls_come_last_with_defaults_so_older_clients_still_work(
+    server: AppServer, astronaut_path: Path
+) -> None:
+    from gradio_client import handle_file
+
+    client = _client(server)
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/animate"]["parameters"]
+    names = [p["parameter_name"] for p in parameters]
+    assert names[-4:] == ["multiplier", "region", "closed_lips", "blinks"]
+    defaults = {p["parameter_name"]: p["parameter_default"] for p in parameters[-4:] if p["parameter_has_default"]}
+    assert defaults == {"multiplier": 1, "region": "all", "closed_lips": False, "blinks": "driver"}
+    # A client of the first ten inputs, positionally, as written before the controls existed.
+    old = client.predict(
+        [handle_file(str(astronaut_path))], None, handle_file(str(MOTION)), 0, "relative", 1.0, 1, False, 256, True,
+        api_name="/animate",
+    )
+    assert "25 frames rendered" in old[2] and "motion:" not in old[2]
+    video, _, status = _animate(
+        client, [astronaut_path], motion=MOTION, multiplier=0.5, region="lips", closed_lips=True, blinks="none"
+    )
+    assert probe_video(_video_path(video)).num_frames == 25
+    assert "motion: lips only ×0.5, closed lips, no blinks" in status
 
 
 def test_more_seconds_than_the_limit_are_trimmed_not_refused(server: AppServer, astronaut_path: Path) -> None:

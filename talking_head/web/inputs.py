@@ -21,6 +21,7 @@ from talking_head.animation.pipeline import DEFAULT_SMOOTHING
 from talking_head.animation.workload import DrivingPlan, limit_track, plan_clip, plan_track
 from talking_head.errors import NoFaceError, TalkingHeadError, UnsupportedFileError
 from talking_head.face.landmarks import BACKENDS
+from talking_head.face.motion_controls import BLINKS, MAX_MULTIPLIER, REGIONS, MotionControls
 from talking_head.face.tracking import LandmarkTrack, check_driving_track
 from talking_head.media.images import load_image
 from talking_head.web.limits import AppLimits
@@ -97,6 +98,15 @@ class RenderRequest:
     watermark: bool = True  # draw the visible "SYNTHETIC" mark (metadata is always written)
     overlay: bool = True  # also write the landmark-overlay MP4
     seed: int = 0  # fine-tuning seed (shot sampling, flips)
+    multiplier: float = 1.0  # how strongly the driver's expression moves the face, 0..2 (face/motion_controls)
+    region: str = "all"  # what the driver moves: all, lips, eyes, pose (head only), expression (no head pose)
+    closed_lips: bool = False  # close the photo's lips before the driver's motion is added
+    blinks: str = "driver"  # driver: the driver's blinks; none: the lids never close beyond the photo's
+
+    @property
+    def controls(self) -> MotionControls:
+        """The motion controls of the request (checked by :func:`check_request` first)."""
+        return MotionControls(float(self.multiplier), self.region, bool(self.closed_lips), self.blinks)
 
 
 def upload_paths(files: Any) -> list[str]:
@@ -119,6 +129,10 @@ def render_request(
     paste_back: bool,
     output_size: float | None,
     watermark: bool,
+    multiplier: float = 1.0,
+    region: str = "all",
+    closed_lips: bool = False,
+    blinks: str = "driver",
 ) -> RenderRequest:
     """The request of the page's settings: a motion file wins over a clip; 0 seconds or size means none.
 
@@ -141,6 +155,10 @@ def render_request(
         paste_back=bool(paste_back),
         output_size=output_size or None,
         watermark=bool(watermark),
+        multiplier=multiplier,
+        region=region,
+        closed_lips=bool(closed_lips),
+        blinks=blinks,
     )
 
 
@@ -212,6 +230,43 @@ def _check_output_size(value: object, limits: AppLimits) -> int:
     return int(size)
 
 
+# How the page names each choice of region and blinks (the API takes the values).
+REGION_LABELS: dict[str, str] = {
+    "all": "all",
+    "lips": "lips only",
+    "eyes": "eyes only",
+    "pose": "head pose only",
+    "expression": "expression without head pose",
+}
+BLINK_LABELS: dict[str, str] = {"driver": "the driver's", "none": "none"}
+
+
+def _check_controls(request: RenderRequest) -> float:
+    """Refuse a multiplier, region or blinks value the motion controls do not know; the multiplier as a float."""
+    multiplier = _finite_number(request.multiplier)
+    if multiplier is None or not 0 <= multiplier <= MAX_MULTIPLIER:
+        raise _setting_error(
+            "motion multiplier",
+            "multiplier",
+            request.multiplier,
+            f"a number from 0 to {MAX_MULTIPLIER:g}",
+            "0 keeps the photo's own expression (the head still moves), 1 is the driver's, 2 exaggerates it",
+        )
+    if request.region not in REGIONS:
+        raise _setting_error(
+            "what the driver moves",
+            "region",
+            request.region,
+            f"one of {', '.join(repr(r) for r in REGIONS)}",
+            "; ".join(f"{value}: {label}" for value, label in REGION_LABELS.items()),
+        )
+    if request.blinks not in BLINKS:
+        raise _setting_error(
+            "blinks", "blinks", request.blinks, "'driver' or 'none'", "none keeps the eyes from closing"
+        )
+    return multiplier
+
+
 def check_clip_seconds(value: object, limit: float) -> float:
     """The landmarks tab's seconds of a clip to process: a number above 0, trimmed to ``limit``."""
     seconds = _finite_number(value)
@@ -260,7 +315,10 @@ def check_request(request: RenderRequest, limits: AppLimits) -> RenderRequest:
     if request.max_seconds is not None:
         _check_seconds(request.max_seconds, limits)
     output_size = None if request.output_size is None else _check_output_size(request.output_size, limits)
-    return dataclasses.replace(request, steps=steps, smoothing=float(smoothing), output_size=output_size)
+    multiplier = _check_controls(request)
+    return dataclasses.replace(
+        request, steps=steps, smoothing=float(smoothing), output_size=output_size, multiplier=multiplier
+    )
 
 
 def check_usable_driving(track: LandmarkTrack, label: str) -> None:

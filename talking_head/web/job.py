@@ -39,6 +39,7 @@ from talking_head.media.video_writer import VideoWriter
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.web.files import OUTPUT_DIR, new_output_path
 from talking_head.web.inputs import (
+    REGION_LABELS,
     TRACK_SUFFIX,
     RenderRequest,
     check_request,
@@ -213,7 +214,7 @@ def _write_videos(
         overlay_out = VideoWriter(overlay, motion.fps, metadata=SYNTHETIC_METADATA) if overlay else None
         crops = _driving_crops(motion) if overlay_out is not None else None
         try:
-            frames = animate_person(model, person, motion, mode=request.mode)
+            frames = animate_person(model, person, motion, mode=request.mode, controls=request.controls)
             for frame, composited in page_frames(frames, person, request, job.notices):
                 if crops is not None:
                     frame = dataclasses.replace(frame, driving_crop=next(crops))
@@ -310,6 +311,15 @@ def run_job(
     return dataclasses.replace(outcome, status=describe_outcome(outcome, job, model))
 
 
+def describe_controls(request: RenderRequest) -> str:
+    """The motion controls in a few words, for the status line ("motion: lips only ×0.5, closed lips, no blinks")."""
+    controls = request.controls
+    words = [REGION_LABELS[controls.region] + (f" ×{controls.multiplier:g}" if controls.multiplier != 1 else "")]
+    words += ["closed lips"] if controls.closed_lips else []
+    words += ["no blinks"] if controls.blinks == "none" else []
+    return "motion: " + ", ".join(words)
+
+
 def describe_outcome(outcome: RenderOutcome, job: PreparedJob, model: TalkingHeadModel) -> str:
     """The status line: frames, landmark backend, device, seconds per stage, notices."""
     usable = sum(r.usable for r in outcome.reports)
@@ -324,6 +334,7 @@ def describe_outcome(outcome: RenderOutcome, job: PreparedJob, model: TalkingHea
         f"device: {model_device(model)}",
         f"photos used: {usable}/{len(outcome.reports)}",
         f"fine-tuning: {steps} step{'s' if steps != 1 else ''}" + (" (feed-forward)" if steps == 0 else ""),
+        *([describe_controls(job.request)] if not job.request.controls.is_default() else []),
         f"time: {seconds}; total {sum(outcome.timings.values()):.1f} s",
     ]
     line = " · ".join(parts)
