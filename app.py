@@ -51,6 +51,7 @@ from talking_head.web.recording import fixed_recording
 from talking_head.web.state import AppState, load_app_state
 from animate_tab import DEFAULT_OUTPUT_SIZE, DEFAULT_SECONDS, AnimateHandlers, animate_tab
 from edit_tab import edit_tab
+from live_tab import live_tab
 from setting_widgets import SettingDropdown, SettingSlider
 
 logger = logging.getLogger("talking_head.app")
@@ -285,6 +286,8 @@ def build_demo(state: AppState | None = None) -> gr.Blocks:
             animate_tab(state, handlers, EXAMPLE_PHOTO, EXAMPLE_MOTIONS)
         with gr.Tab("Edit"):
             edit_tab(load_state, user_errors, SettingSlider, str(EXAMPLE_PHOTO))
+        with gr.Tab("Live"):
+            live_tab(load_state, user_errors, SettingSlider)
         with gr.Tab("Landmarks"):
             _landmarks_tab()
         gr.Markdown(licence_footer(), elem_id="licences")

@@ -11,7 +11,7 @@ APP = REPO_ROOT / "app.py"
 
 # Lowest first: a module may import from its own layer and the ones before it, never after.
 # errors.py (and the package's __init__) sit below everything; __main__ dispatches to cli/.
-LAYERS = ("errors", "nets", "media", "face", "training", "animation", "evaluation", "web", "cli")
+LAYERS = ("errors", "nets", "media", "face", "training", "animation", "live", "evaluation", "web", "cli")
 
 
 def _module_name(path: Path) -> str:

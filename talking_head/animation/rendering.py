@@ -85,10 +85,10 @@ def _prepare(
         return y_images, images_to_tensor(y_images, device), warp  # y (B, 3, S, S), warp (B, 3, S, S)
 
 
-def _generate(
+def generate_images(
     renderer: Renderer, psi: torch.Tensor, y: torch.Tensor, warp: torch.Tensor | None
 ) -> np.ndarray:
-    """G'(y, ψ'[, warp]) → uint8 crops ``(B, S, S, 3)``."""
+    """G'(y, ψ'[, warp]) → uint8 crops ``(B, S, S, 3)``, on a PyTorch module or an ONNX Runtime renderer."""
     modes = eval_mode(renderer) if isinstance(renderer, torch.nn.Module) else contextlib.nullcontext()
     with torch.inference_mode(), modes:
         return tensor_to_images(renderer(y, adain_params=psi, warp=warp))
@@ -110,7 +110,7 @@ def _batches(
                 pending = pool.submit(prepare, chunks[index + 1])
                 if not WARP_AHEAD:
                     pending.result()
-            results = _generate(renderer, psi, y, warp)
+            results = generate_images(renderer, psi, y, warp)
             warps = tensor_to_images(warp) if warp is not None else None
             yield RenderedBatch(index * batch_size, chunk, y_images, results, warps)
 

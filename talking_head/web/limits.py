@@ -1,7 +1,7 @@
 """Limits of one web request, and the ZeroGPU window it reserves.
 
 :class:`AppLimits`: upload size, photo count, driving seconds and frame rate,
-photo pixels and side, fine-tuning steps, output size and queue length
+photo pixels and side, fine-tuning steps, output size, queue length and live-session length
 (defaults, overridable by the environment variables of :data:`LIMIT_ENV`).
 :func:`gpu_duration`: the seconds a job reserves on ZeroGPU.
 """
@@ -47,6 +47,7 @@ LIMIT_ENV = {
     "default_steps": "TALKING_HEAD_DEFAULT_STEPS",
     "max_output_size": "TALKING_HEAD_MAX_OUTPUT_SIZE",
     "queue_size": "TALKING_HEAD_QUEUE_SIZE",
+    "live_seconds": "TALKING_HEAD_LIVE_SECONDS",
 }
 
 
@@ -90,6 +91,7 @@ class AppLimits:
     default_steps: int | None = None  # the steps slider's start value; None: chosen by device (initial_steps)
     max_output_size: int = 1024  # largest longer side of the result video, pixels
     queue_size: int = 16  # requests waiting in the queue before new ones are turned away
+    live_seconds: float = 60.0  # length of one live session (the Live tab), seconds
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppLimits:

@@ -1,0 +1,81 @@
+"""The page's Live tab: the photo follows the visitor's webcam, frame by frame.
+
+Widgets and wiring only, next to ``app.py`` (which builds the page and imports
+this): the work is :mod:`talking_head.web.live`. "Prepare" embeds the photos
+(and fine-tunes when asked) once; the webcam then streams frames to
+:func:`~talking_head.web.live.live_frame`, which renders each one and says
+the frame rate, the server's latency and the seconds left. One live session
+runs at a time (its own queue, ``concurrency_id="live"``), and each lasts at
+most ``TALKING_HEAD_LIVE_SECONDS`` (default 60): the next visitor waits in
+that queue while everyone else's Animate and Edit requests go on. On ZeroGPU
+the tab only says why live mode is not offered there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from talking_head.web.live import live_frame, live_unavailable, prepare_live
+
+STREAM_EVERY_S = 0.04  # the webcam's frame interval: 25 frames a second at most
+LIVE_INTRO = (
+    "Upload one or more photos of a face and press **Prepare**, then start the camera: the photo follows "
+    "your face. Your first frame is the neutral pose (look straight at the camera, mouth closed); "
+    "**Reset neutral pose** takes the next one. Frames are rendered at 256×256 on this machine and not kept."
+)
+
+
+def live_tab(
+    load_state: Callable[[], Any],
+    user_errors: Callable[[Callable], Callable],
+    slider_class: type = gr.Slider,
+) -> None:
+    """Build the Live tab inside the current ``gr.Tab``."""
+    reason = live_unavailable()
+    if reason:
+        gr.Markdown(reason, elem_id="live-unavailable")
+        return
+    state = load_state()
+    limits = state.limits
+
+    @user_errors
+    def prepare(photos: Any, steps: float, watermark: bool) -> tuple[Any, str]:
+        return prepare_live(state.weights.require(), photos, steps, state.detector, limits, watermark=bool(watermark))
+
+    def stream(frame: Any, session: Any) -> tuple[Any, str]:
+        return live_frame(session, frame)
+
+    def reset(session: Any) -> str:
+        if session is None:
+            return "Prepare a photo first."
+        session.reset_neutral()
+        return "The next camera frame is the new neutral pose."
+
+    gr.Markdown(LIVE_INTRO)
+    with gr.Row():
+        with gr.Column(scale=1):
+            photos = gr.File(label="Photos of one person", file_count="multiple", file_types=["image"],
+                             elem_id="live-photos")
+            steps = slider_class(0, limits.max_steps, value=0, step=1, label="Fine-tuning steps",
+                                 info="0: ready in a second or two; steps add about 0.3–0.5 s each on a CPU")
+            watermark = gr.Checkbox(value=True, label='Visible "SYNTHETIC" mark', elem_id="live-watermark")
+            button = gr.Button("Prepare", variant="primary", elem_id="live-prepare")
+            camera = gr.Image(label="Your camera", sources=["webcam"], streaming=True, type="numpy",
+                              webcam_options=gr.WebcamOptions(mirror=True, constraints={"video": {
+                                  "width": {"ideal": 640}, "height": {"ideal": 480}}}),
+                              height=360, elem_id="live-camera")
+        with gr.Column(scale=1):
+            result = gr.Image(label="Live result", type="numpy", format="jpeg", interactive=False, height=360,
+                              elem_id="live-result")
+            status = gr.Textbox(label="Live status", interactive=False, lines=2, elem_id="live-status")
+            neutral = gr.Button("Reset neutral pose", elem_id="live-neutral")
+    session = gr.State(None)
+    button.click(prepare, inputs=[photos, steps, watermark], outputs=[session, status], api_visibility="private",
+                 concurrency_id="render")
+    camera.stream(stream, inputs=[camera, session], outputs=[result, status], api_visibility="private",
+                  stream_every=STREAM_EVERY_S, time_limit=limits.live_seconds + 1, concurrency_limit=1,
+                  concurrency_id="live", show_progress="hidden")
+    neutral.click(reset, inputs=session, outputs=status, api_visibility="private", queue=False)

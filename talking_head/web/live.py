@@ -1,0 +1,112 @@
+"""The Live tab's work, without Gradio: prepare the person once, then one camera frame at a time.
+
+:func:`prepare_live` checks and embeds the photos (and fine-tunes when steps
+are asked for), and returns a :class:`~talking_head.live.session.LiveSession`
+that the page keeps for the visitor; :func:`live_frame` turns each webcam
+frame into the frame to show and a status line (frame rate, latency, seconds
+left, or why a frame is held). Nothing here raises for a lost face or a
+missing session: the stream goes on and the status says what to do.
+
+:func:`live_unavailable` says why live mode is not offered: on ZeroGPU a GPU
+is lent per call, for seconds, after a queue, and a live session needs 15–25
+renders a second for a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from talking_head.animation.finetune import FinetuneConfig, finetune_person
+from talking_head.animation.person import embed_person
+from talking_head.errors import TalkingHeadError
+from talking_head.face.detection import LandmarkDetector
+from talking_head.live.render import FrameRenderer
+from talking_head.live.session import LiveSession
+from talking_head.nets.model import TalkingHeadModel
+from talking_head.web.inputs import load_photo, photo_label, upload_paths
+from talking_head.web.limits import AppLimits
+
+ZERO_GPU_REASON = (
+    "Live mode is not offered on this Space: it runs on ZeroGPU, which lends a GPU per request, for "
+    "seconds at a time and after a queue, while a live session needs 15–25 renders a second for a "
+    "minute. Run the app on a CPU or a dedicated GPU to use it (see the README: Live tab)."
+)
+NO_SESSION = "Upload a photo and press Prepare first; then start the camera."
+WAITING = "Waiting for the camera…"
+
+
+def live_unavailable(environ: Mapping[str, str] | None = None) -> str | None:
+    """Why live mode is not offered here (a sentence for the page), or ``None`` when it is."""
+    environ = os.environ if environ is None else environ
+    if environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"):
+        return ZERO_GPU_REASON
+    return None
+
+
+def _check_steps(value: object, limits: AppLimits) -> int:
+    try:
+        steps = float(value or 0)
+    except (TypeError, ValueError):
+        raise TalkingHeadError(f"Fine-tuning steps must be a whole number, got {value!r}") from None
+    if not (np.isfinite(steps) and steps == int(steps) and 0 <= steps <= limits.max_steps):
+        raise TalkingHeadError(f"Fine-tuning steps must be a whole number from 0 to {limits.max_steps}, got {value!r}")
+    return int(steps)
+
+
+def prepare_live(
+    model: TalkingHeadModel,
+    photos: Any,
+    steps: object,
+    detector: LandmarkDetector,
+    limits: AppLimits,
+    watermark: bool = True,
+) -> tuple[LiveSession, str]:
+    """Embed (and fine-tune) the person of ``photos`` for a live session: the session and a status line.
+
+    Raises ``TalkingHeadError`` for no photo, too many, one that is not an image, or no usable face.
+    """
+    start = time.perf_counter()
+    paths = upload_paths(photos)
+    if not paths:
+        raise TalkingHeadError("no photo was given; upload at least one photo of the person's face")
+    if len(paths) > limits.max_photos:
+        raise TalkingHeadError(f"{len(paths)} photos were given; the limit is {limits.max_photos}")
+    steps = _check_steps(steps, limits)
+    images = [load_photo(path, photo_label(i), limits) for i, path in enumerate(paths)]
+    names = [f"{photo_label(i)} ({Path(p).name})" for i, p in enumerate(paths)]
+    person = embed_person(model, images, detector, names=names)
+    if steps:
+        torch.manual_seed(0)
+        person = finetune_person(model, person, steps, config=FinetuneConfig(seed=0))
+    renderer = FrameRenderer(model, person)
+    renderer(person.source_landmarks)  # the first render's set-up happens here, not in the first live frame
+    session = LiveSession(renderer, person, detector, limit_s=limits.live_seconds, watermark=watermark)
+    used = sum(report.usable for report in person.reports)
+    skipped = [f"{r.name}: {r.reason}" for r in person.reports if not r.usable]
+    status = (
+        f"Ready: {used} photo{'s' if used != 1 else ''}, {steps} fine-tuning steps, prepared in "
+        f"{time.perf_counter() - start:.1f} s; rendering with {renderer.runtime.describe(renderer.precision)}. "
+        f"Start the camera: your first frame is the neutral pose; sessions last {limits.live_seconds:g} s."
+    )
+    if skipped:
+        status += " Not used: " + "; ".join(skipped) + "."
+    if person.finetune_notice:
+        status += f" Note: {person.finetune_notice}."
+    return session, status
+
+
+def live_frame(session: LiveSession | None, frame: np.ndarray | None) -> tuple[np.ndarray | None, str]:
+    """The frame to show for one webcam ``frame`` and the status line."""
+    if session is None:
+        return None, NO_SESSION
+    if frame is None:
+        return None, WAITING
+    shown = session.step(np.ascontiguousarray(frame[..., :3]))
+    return shown.image, shown.status
