@@ -2,12 +2,13 @@
 
 The photo's own landmarks are moved by named edits
 (:mod:`talking_head.face.edits`), G renders the face for the moved landmarks
-(the warp of the photo to them, refined by G, for a warp-guided model), and
-the rendered crop is pasted back into the photo with feathered edges
-(``framing.paste_back``), so the still has the photo's resolution. Embedding
-(landmark detection and E) costs more than one render, so
-:class:`PersonCache` keeps the last few embedded photos: moving a slider
-re-renders only.
+(the warp of the photo to them, refined by G, for a warp-guided model), an
+eye that an edit closes is painted over with the photo's own lid skin
+(:mod:`talking_head.face.lids`: G paints no lid), and the rendered crop is
+pasted back into the photo with feathered edges (``framing.paste_back``), so
+the still has the photo's resolution. Embedding (landmark detection and E)
+costs more than one render, so :class:`PersonCache` keeps the last few
+embedded photos: moving a slider re-renders only.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from talking_head.face.detection import LandmarkDetector
 from talking_head.face.edits import EditSettings, apply_edits
 from talking_head.face.framing import paste_back, points_from_crop
 from talking_head.face.landmarks import get_detector
+from talking_head.face.lids import paint_closed_lids
 from talking_head.media.images import DEFAULT_MAX_PIXELS, load_image
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision
@@ -70,6 +72,8 @@ def render_edit(
     points = edited_landmarks(person, settings)
     batches = rendered_batches(model, person, points[None], 1, precision, runtime)
     crop = next(iter(batches)).results[0]
+    if settings.left_eye < 0 or settings.right_eye < 0:  # G paints no lid: the photo's lid skin does
+        crop = paint_closed_lids(crop, person.shots[0], points, person.source_landmarks)
     image = paste_back(person.source_image, crop, person.source_box)
     in_photo = points_from_crop(points, person.source_box, crop.shape[0]).astype(np.float32)
     return EditResult(image, crop, points, in_photo, time.perf_counter() - start)
