@@ -43,8 +43,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(weights: str, precision: str, log: Path) -> tuple[subprocess.Popen, str]:
-    """``python app.py`` on a free port, offline; returns the process and its URL once it serves."""
+def start_app(weights: str, precision: str, log: Path, **extra_env: str) -> tuple[subprocess.Popen, str]:
+    """``python app.py`` on a free port, offline; returns the process and its URL once it serves.
+
+    ``extra_env``: more environment variables of the app (they win over the ones set here)."""
     port = _free_port()
     env = dict(os.environ)
     env.update(
@@ -56,6 +58,7 @@ def start_app(weights: str, precision: str, log: Path) -> tuple[subprocess.Popen
         HF_HUB_OFFLINE="1",
         HF_HUB_DISABLE_TELEMETRY="1",
     )
+    env.update(extra_env)
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT

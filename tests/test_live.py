@@ -14,7 +14,7 @@ from talking_head.errors import NoFaceError
 from talking_head.face.detection import FaceLandmarks, box_of_points
 from talking_head.face.edits import inner_lip_gap, open_mouth
 from talking_head.face.landmarks import get_detector
-from talking_head.live.camera_clip import mouth_amounts, mouth_track
+from talking_head.live.camera_clip import mouth_amounts, mouth_track, write_y4m
 from talking_head.live.filters import OneEuroConfig, OneEuroFilter
 from talking_head.live.render import FrameRenderer
 from talking_head.live.replay import replay
@@ -274,3 +274,14 @@ def test_a_pause_of_the_camera_starts_a_new_session(model, person, photo_points)
     again = session.step(frame)
     assert again.rendered and not again.ended
     assert np.abs(given[-1] - person.source_landmarks).max() < 1e-3  # a new neutral pose
+
+
+def test_write_y4m_writes_a_header_and_one_420_frame_each(tmp_path) -> None:
+    frames = [np.full((4, 6, 3), value, np.uint8) for value in (0, 255)]
+    data = write_y4m(frames, tmp_path / "clip.y4m").read_bytes()
+    header, rest = data.split(b"\n", 1)
+    assert header == b"YUV4MPEG2 W6 H4 F25:1 Ip A1:1 C420jpeg"
+    frame_bytes = 6 * 4 * 3 // 2
+    assert rest.count(b"FRAME\n") == 2 and len(rest) == 2 * (len(b"FRAME\n") + frame_bytes)
+    with pytest.raises(ValueError, match="even"):
+        write_y4m([np.zeros((3, 6, 3), np.uint8)], tmp_path / "odd.y4m")

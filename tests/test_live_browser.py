@@ -29,7 +29,7 @@ from talking_head.animation.pipeline import embed_person, load_model
 from talking_head.errors import NoFaceError
 from talking_head.face.edits import inner_lip_gap
 from talking_head.face.landmarks import get_detector
-from talking_head.live.camera_clip import face_clip, mouth_track
+from talking_head.live.camera_clip import face_clip, mouth_track, write_y4m
 from talking_head.media.images import load_image
 
 pytestmark = pytest.mark.browser
@@ -50,16 +50,6 @@ SAMPLE_JS = """() => {
   canvas.getContext('2d').drawImage(video, 0, 0);
   return [canvas.toDataURL('image/png'), img.src];
 }"""
-
-
-def write_y4m(frames: list[np.ndarray], path: Path, fps: int = 25) -> Path:
-    """RGB frames as a 4:2:0 Y4M file, the format Chromium's fake camera plays."""
-    height, width = frames[0].shape[:2]
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -261,3 +261,13 @@ def test_a_failed_export_falls_back_to_pytorch_with_a_log_line(model, monkeypatc
         chosen = runtime.resolve_runtime("auto", model.generator, FP32)
     assert chosen.name == "torch" and "exporter broke" in chosen.reason
     assert "exporter broke" in caplog.text
+
+
+@needs_onnx
+def test_live_frames_on_onnx_runtime_match_the_clip_renderer(exported, model, person, targets) -> None:
+    """Live mode's batch-1 renderer (numpy warp and conversions around the session) makes the clip's frames."""
+    from talking_head.live.render import FrameRenderer
+
+    live = FrameRenderer(model, person, precision=FP32, runtime=_onnx(exported[0]))
+    frames = np.stack([live(points) for points in targets[:4]])
+    assert _min_psnr(frames, _render(model, person, targets[:4], _onnx(exported[0]))) >= 45
