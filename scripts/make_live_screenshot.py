@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "made_by": "python scripts/make_live_screenshot.py",
         "weights": args.weights,
         "rendering": "ONNX Runtime",
+        "precision": "fp32",  # ONNX Runtime renders in float32
         "status": status,
         "note": "Chromium, the fake camera and the server share the machine here; a visitor's browser runs on theirs",
         "machine": {key: info[key] for key in keys},
