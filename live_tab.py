@@ -28,6 +28,45 @@ LIVE_INTRO = (
 )
 
 
+def _reset_neutral(session: Any) -> str:
+    if session is None:
+        return "Prepare a photo first."
+    session.reset_neutral()
+    return "The next camera frame is the new neutral pose."
+
+
+def _camera() -> gr.Image:
+    """The streaming webcam, asked for 640×480 (the server decodes every frame it sends)."""
+    size = {"width": {"ideal": 640}, "height": {"ideal": 480}}
+    return gr.Image(
+        label="Your camera",
+        sources=["webcam"],
+        streaming=True,
+        type="numpy",
+        webcam_options=gr.WebcamOptions(mirror=True, constraints={"video": size}),
+        height=360,
+        elem_id="live-camera",
+    )
+
+
+def _inputs(max_steps: int, slider_class: type) -> tuple[gr.File, Any, gr.Checkbox, gr.Button, gr.Image]:
+    """The left column: photos, steps, the mark, Prepare, the camera."""
+    photos = gr.File(
+        label="Photos of one person", file_count="multiple", file_types=["image"], elem_id="live-photos"
+    )
+    steps = slider_class(
+        0,
+        max_steps,
+        value=0,
+        step=1,
+        label="Fine-tuning steps",
+        info="0: ready in a second or two; steps add about 0.3–0.5 s each on a CPU",
+    )
+    watermark = gr.Checkbox(value=True, label='Visible "SYNTHETIC" mark', elem_id="live-watermark")
+    button = gr.Button("Prepare", variant="primary", elem_id="live-prepare")
+    return photos, steps, watermark, button, _camera()
+
+
 def live_tab(
     load_state: Callable[[], Any],
     user_errors: Callable[[Callable], Callable],
@@ -43,39 +82,44 @@ def live_tab(
 
     @user_errors
     def prepare(photos: Any, steps: float, watermark: bool) -> tuple[Any, str]:
-        return prepare_live(state.weights.require(), photos, steps, state.detector, limits, watermark=bool(watermark))
+        model = state.weights.require()
+        return prepare_live(model, photos, steps, state.detector, limits, watermark=bool(watermark))
 
     def stream(frame: Any, session: Any) -> tuple[Any, str]:
         return live_frame(session, frame)
 
-    def reset(session: Any) -> str:
-        if session is None:
-            return "Prepare a photo first."
-        session.reset_neutral()
-        return "The next camera frame is the new neutral pose."
-
     gr.Markdown(LIVE_INTRO)
     with gr.Row():
         with gr.Column(scale=1):
-            photos = gr.File(label="Photos of one person", file_count="multiple", file_types=["image"],
-                             elem_id="live-photos")
-            steps = slider_class(0, limits.max_steps, value=0, step=1, label="Fine-tuning steps",
-                                 info="0: ready in a second or two; steps add about 0.3–0.5 s each on a CPU")
-            watermark = gr.Checkbox(value=True, label='Visible "SYNTHETIC" mark', elem_id="live-watermark")
-            button = gr.Button("Prepare", variant="primary", elem_id="live-prepare")
-            camera = gr.Image(label="Your camera", sources=["webcam"], streaming=True, type="numpy",
-                              webcam_options=gr.WebcamOptions(mirror=True, constraints={"video": {
-                                  "width": {"ideal": 640}, "height": {"ideal": 480}}}),
-                              height=360, elem_id="live-camera")
+            photos, steps, watermark, button, camera = _inputs(limits.max_steps, slider_class)
         with gr.Column(scale=1):
-            result = gr.Image(label="Live result", type="numpy", format="jpeg", interactive=False, height=360,
-                              elem_id="live-result")
+            result = gr.Image(
+                label="Live result",
+                type="numpy",
+                format="jpeg",
+                interactive=False,
+                height=360,
+                elem_id="live-result",
+            )
             status = gr.Textbox(label="Live status", interactive=False, lines=2, elem_id="live-status")
             neutral = gr.Button("Reset neutral pose", elem_id="live-neutral")
     session = gr.State(None)
-    button.click(prepare, inputs=[photos, steps, watermark], outputs=[session, status], api_visibility="private",
-                 concurrency_id="render")
-    camera.stream(stream, inputs=[camera, session], outputs=[result, status], api_visibility="private",
-                  stream_every=STREAM_EVERY_S, time_limit=limits.live_seconds + 1, concurrency_limit=1,
-                  concurrency_id="live", show_progress="hidden")
-    neutral.click(reset, inputs=session, outputs=status, api_visibility="private", queue=False)
+    button.click(
+        prepare,
+        inputs=[photos, steps, watermark],
+        outputs=[session, status],
+        api_visibility="private",
+        concurrency_id="render",
+    )
+    camera.stream(
+        stream,
+        inputs=[camera, session],
+        outputs=[result, status],
+        api_visibility="private",
+        stream_every=STREAM_EVERY_S,
+        time_limit=limits.live_seconds + 1,
+        concurrency_limit=1,
+        concurrency_id="live",
+        show_progress="hidden",
+    )
+    neutral.click(_reset_neutral, inputs=session, outputs=status, api_visibility="private", queue=False)

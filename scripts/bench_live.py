@@ -29,26 +29,34 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from talking_head.animation.pipeline import embed_person, load_driving, load_model  # noqa: E402
-from talking_head.evaluation.machine import machine_info  # noqa: E402
-from talking_head.face.landmarks import get_detector  # noqa: E402
-from talking_head.face.tracking import LandmarkTrack  # noqa: E402
-from talking_head.live.camera_clip import face_clip  # noqa: E402
-from talking_head.live.render import FrameRenderer  # noqa: E402
-from talking_head.live.replay import replay  # noqa: E402
-from talking_head.live.session import LiveSession  # noqa: E402
-from talking_head.media.images import load_image  # noqa: E402
-from talking_head.media.video_reader import VideoReader  # noqa: E402
+from talking_head.animation.pipeline import embed_person, load_model
+from talking_head.evaluation.machine import machine_info
+from talking_head.face.landmarks import get_detector
+from talking_head.face.tracking import LandmarkTrack
+from talking_head.live.camera_clip import face_clip
+from talking_head.live.render import FrameRenderer
+from talking_head.live.replay import replay
+from talking_head.live.session import LiveSession
+from talking_head.media.images import load_image
+from talking_head.media.video_reader import VideoReader
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--weights", default=str(ROOT / "weights"))
     parser.add_argument("--photo", default=str(ROOT / "examples" / "astronaut.png"), help="the person driven")
-    parser.add_argument("--clip", help="the camera: a video with a face (default: made from --photo and --motion)")
+    parser.add_argument(
+        "--clip", help="the camera: a video with a face (default: made from --photo and --motion)"
+    )
     parser.add_argument("--motion", default=str(ROOT / "examples" / "motions" / "expressions.npz"))
-    parser.add_argument("--fps", type=float, help="camera frame rate (default: the clip's; 25 for the made clip)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of a run; the clip loops (default 10)")
+    parser.add_argument(
+        "--fps", type=float, help="camera frame rate (default: the clip's; 25 for the made clip)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="length of a run; the clip loops (default 10)"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--runtime", default="auto", choices=("auto", "onnx", "torch"))
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
@@ -77,8 +85,10 @@ def main() -> None:
     renderer = FrameRenderer(model, person, precision=args.precision, runtime=args.runtime)
     machine = machine_info()
     print(f"machine: {machine['summary']}")
-    print(f"renderer: {renderer.runtime.describe(renderer.precision)}; camera: {len(frames)} frames of "
-          f"{frames[0].shape[1]}x{frames[0].shape[0]} at {fps:g} fps; output {renderer.size}²")
+    print(
+        f"renderer: {renderer.runtime.describe(renderer.precision)}; camera: {len(frames)} frames of "
+        f"{frames[0].shape[1]}x{frames[0].shape[0]} at {fps:g} fps; output {renderer.size}²"
+    )
     renderer(person.source_landmarks)  # the first call's set-up is not part of a run
     reports = []
     for run in range(args.runs):
@@ -95,8 +105,13 @@ def main() -> None:
     }
     print("median over runs: " + ", ".join(f"{key} {value:.1f}" for key, value in medians.items()))
     if args.json:
-        record = {"machine": machine, "renderer": renderer.runtime.describe(renderer.precision), "fps_in": fps,
-                  "frames": len(frames), "medians": medians}
+        record = {
+            "machine": machine,
+            "renderer": renderer.runtime.describe(renderer.precision),
+            "fps_in": fps,
+            "frames": len(frames),
+            "medians": medians,
+        }
         Path(args.json).write_text(json.dumps(record, indent=2))
 
 

@@ -25,13 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from make_screenshot import CHROMIUM, PHOTO, RECORD, start_app  # noqa: E402
+from make_screenshot import CHROMIUM, PHOTO, RECORD, start_app
 
-from talking_head.animation.pipeline import embed_person, load_model  # noqa: E402
-from talking_head.evaluation.machine import machine_info  # noqa: E402
-from talking_head.face.landmarks import get_detector  # noqa: E402
-from talking_head.live.camera_clip import face_clip, mouth_track, write_y4m  # noqa: E402
-from talking_head.media.images import load_image  # noqa: E402
+from talking_head.animation.pipeline import embed_person, load_model
+from talking_head.evaluation.machine import machine_info
+from talking_head.face.landmarks import get_detector
+from talking_head.live.camera_clip import face_clip, mouth_track, write_y4m
+from talking_head.media.images import load_image
 
 OUT = ROOT / "docs" / "media" / "live_tab.png"
 
@@ -46,8 +46,13 @@ def camera_file(weights: str, folder: Path) -> Path:
 def capture(url: str, camera: Path, seconds: float) -> str:
     from playwright.sync_api import sync_playwright
 
-    args = ["--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={camera}"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+    ]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
         try:
@@ -57,8 +62,9 @@ def capture(url: str, camera: Path, seconds: float) -> str:
             page.locator("#live-photos input[type=file]").set_input_files(str(PHOTO))
             page.locator("#live-photos").get_by_text(PHOTO.name).wait_for(timeout=30_000)
             page.locator("#live-prepare").click()
-            page.wait_for_function("document.querySelector('#live-status textarea').value.startsWith('Ready')",
-                                   timeout=120_000)
+            page.wait_for_function(
+                "document.querySelector('#live-status textarea').value.startsWith('Ready')", timeout=120_000
+            )
             page.locator('#live-camera div[title="grant webcam access"] button').click()
             page.locator("#live-camera button").filter(has_text="Record").first.click()
             time.sleep(seconds)
@@ -80,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     log.parent.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         camera = camera_file(args.weights, Path(folder))
-        process, url = start_app(args.weights, "auto", log, TALKING_HEAD_RUNTIME="onnx",
-                                 TALKING_HEAD_LIVE_SECONDS="60")
+        process, url = start_app(
+            args.weights, "auto", log, TALKING_HEAD_RUNTIME="onnx", TALKING_HEAD_LIVE_SECONDS="60"
+        )
         try:
             status = capture(url, camera, args.seconds)
         finally:
@@ -89,7 +96,16 @@ def main(argv: list[str] | None = None) -> int:
             process.wait(timeout=30)
     print(f"wrote {OUT}\n{status}")
     record = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
-    keys = ("cpu", "cpu_family_model", "cpu_bf16_flags", "cores", "load_average_1m", "torch", "gpu", "summary")
+    keys = (
+        "cpu",
+        "cpu_family_model",
+        "cpu_bf16_flags",
+        "cores",
+        "load_average_1m",
+        "torch",
+        "gpu",
+        "summary",
+    )
     record["live_tab.png"] = {
         "made_by": "python scripts/make_live_screenshot.py",
         "weights": args.weights,

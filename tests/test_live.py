@@ -140,7 +140,9 @@ def test_the_live_warp_matches_the_clip_renderers_warp(model, person) -> None:
     shots = torch.from_numpy(person.shots).permute(0, 3, 1, 2).float() / 127.5 - 1
     clip = warp_shots(shots, torch.from_numpy(person.shot_landmarks), torch.from_numpy(target[None]))
     clip = ((clip[0].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.float32)
-    assert np.abs(live - clip).mean() < 1.0  # grey levels: remap rounds to uint8, the spline is sampled coarser
+    assert (
+        np.abs(live - clip).mean() < 1.0
+    )  # grey levels: remap rounds to uint8, the spline is sampled coarser
     assert np.abs(live - person.shots[0]).mean() > 2.0  # and the mouth did move
 
 
@@ -172,7 +174,9 @@ def _session(model, person, faces, clock, **kwargs) -> tuple[LiveSession, list]:
     return LiveSession(renderer, person, ScriptedDetector(faces), clock=clock, **kwargs), renderer.given
 
 
-def test_the_neutral_frame_renders_the_photos_own_landmarks_and_motion_moves_them(model, person, photo_points) -> None:
+def test_the_neutral_frame_renders_the_photos_own_landmarks_and_motion_moves_them(
+    model, person, photo_points
+) -> None:
     clock = FakeClock()
     opened = open_mouth(photo_points, 1.0)
     session, given = _session(model, person, [photo_points, photo_points, opened], clock)
@@ -285,3 +289,16 @@ def test_write_y4m_writes_a_header_and_one_420_frame_each(tmp_path) -> None:
     assert rest.count(b"FRAME\n") == 2 and len(rest) == 2 * (len(b"FRAME\n") + frame_bytes)
     with pytest.raises(ValueError, match="even"):
         write_y4m([np.zeros((3, 6, 3), np.uint8)], tmp_path / "odd.y4m")
+
+
+def test_the_live_warp_blends_several_shots_as_the_clip_renderer_does(model, photo) -> None:
+    flipped = np.ascontiguousarray(photo[:, ::-1])
+    two = embed_person(model, [photo, flipped], get_detector("dlib"))
+    assert len(two.shots) == 2
+    renderer = FrameRenderer(model, two, runtime="torch")
+    target = open_mouth(two.source_landmarks, 0.8)
+    live = renderer.warp(target)
+    shots = torch.from_numpy(two.shots).permute(0, 3, 1, 2).float() / 127.5 - 1
+    clip = warp_shots(shots, torch.from_numpy(two.shot_landmarks), torch.from_numpy(target[None]))
+    clip = ((clip[0].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.float32)
+    assert np.abs(live - clip).mean() < 1.0

@@ -58,7 +58,9 @@ def camera_clip(tmp_path_factory: pytest.TempPathFactory, astronaut_path: Path) 
     detector = get_detector("dlib")
     photo = load_image(astronaut_path)
     person = embed_person(model, [photo], detector)
-    track = mouth_track(detector.detect(photo).points, photo.shape[:2], seconds=2 * PERIOD_S, period_s=PERIOD_S)
+    track = mouth_track(
+        detector.detect(photo).points, photo.shape[:2], seconds=2 * PERIOD_S, period_s=PERIOD_S
+    )
     frames = face_clip(model, person, track, runtime="torch")
     return write_y4m(frames, tmp_path_factory.mktemp("camera") / "camera.y4m")
 
@@ -66,8 +68,13 @@ def camera_clip(tmp_path_factory: pytest.TempPathFactory, astronaut_path: Path) 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     folder = tmp_path_factory.mktemp("live-app")
-    running = start_app(WEIGHTS, folder / "server.log", TALKING_HEAD_LIVE_SECONDS=str(LIMIT_S),
-                        TALKING_HEAD_RUNTIME="onnx", OMP_NUM_THREADS="2")
+    running = start_app(
+        WEIGHTS,
+        folder / "server.log",
+        TALKING_HEAD_LIVE_SECONDS=str(LIMIT_S),
+        TALKING_HEAD_RUNTIME="onnx",
+        OMP_NUM_THREADS="2",
+    )
     yield running
     stop_app(running)
 
@@ -99,8 +106,9 @@ def _start_camera(page) -> None:
     page.locator("#live-camera button").filter(has_text="Record").first.click()
 
 
-def test_the_live_result_follows_the_camera_and_ends_at_its_limit(server, camera_clip, astronaut_path,
-                                                                    artifacts_dir) -> None:
+def test_the_live_result_follows_the_camera_and_ends_at_its_limit(
+    server, camera_clip, astronaut_path, artifacts_dir
+) -> None:
     from playwright.sync_api import sync_playwright
 
     detector = get_detector("dlib")
@@ -132,17 +140,23 @@ def test_the_live_result_follows_the_camera_and_ends_at_its_limit(server, camera
             assert "ended" in status, f"the session did not end within {LIMIT_S + 20} s: {status!r}"
             last = page.locator("#live-result img").get_attribute("src")
             time.sleep(2.5)
-            assert page.locator("#live-result img").get_attribute("src") == last, "frames came after the limit"
+            assert page.locator("#live-result img").get_attribute("src") == last, (
+                "frames came after the limit"
+            )
             results = {src: page.request.get(src).body() for src in {src for *_, src in samples}}
         finally:
             browser.close()
 
     assert LIMIT_S - 1 <= ended_after <= LIMIT_S + 12
     assert len(results) >= 10, f"only {len(results)} rendered frames came back"
-    camera = np.array([_gap(_decode(base64.b64decode(url.split(",", 1)[1])), detector) or np.nan
-                       for _, url, _ in samples], dtype=float)
+    camera = np.array(
+        [_gap(_decode(base64.b64decode(url.split(",", 1)[1])), detector) or np.nan for _, url, _ in samples],
+        dtype=float,
+    )
     rendered = np.array([_gap(_decode(results[src]), detector) or np.nan for *_, src in samples], dtype=float)
     correlation, lag = _best_lag_correlation(camera, rendered, max_lag=round(1.0 / SAMPLE_EVERY_S))
-    print(f"live: {len(results)} frames in {ended_after:.1f} s, mouth correlation {correlation:.3f} at lag {lag}")
+    print(
+        f"live: {len(results)} frames in {ended_after:.1f} s, mouth correlation {correlation:.3f} at lag {lag}"
+    )
     assert np.isfinite(rendered).mean() > 0.9, "the rendered face was not found in most frames"
     assert correlation >= MIN_CORRELATION, f"mouth correlation {correlation:.2f} (lag {lag} samples)"

@@ -10,7 +10,14 @@ from talking_head.animation.pipeline import load_model
 from talking_head.errors import TalkingHeadError
 from talking_head.face.landmarks import get_detector
 from talking_head.web.limits import AppLimits
-from talking_head.web.live import NO_SESSION, WAITING, ZERO_GPU_REASON, live_frame, live_unavailable, prepare_live
+from talking_head.web.live import (
+    NO_SESSION,
+    WAITING,
+    ZERO_GPU_REASON,
+    live_frame,
+    live_unavailable,
+    prepare_live,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +48,9 @@ def test_prepare_live_fine_tunes_when_asked(model, astronaut_path) -> None:
         (["ASTRONAUT"], "many", "whole number"),
     ],
 )
-def test_prepare_live_refuses_bad_requests_with_a_specific_message(model, astronaut_path, photos, steps, message):
+def test_prepare_live_refuses_bad_requests_with_a_specific_message(
+    model, astronaut_path, photos, steps, message
+):
     photos = None if photos is None else [str(astronaut_path) if p == "ASTRONAUT" else p for p in photos]
     with pytest.raises(TalkingHeadError, match=message):
         prepare_live(model, photos, steps, get_detector("dlib"), AppLimits())
@@ -79,8 +88,10 @@ def test_the_page_has_a_live_tab_and_on_zerogpu_says_why_not(tmp_path, monkeypat
     import app
     from talking_head.web.state import AppState, load_app_weights
 
-    state = AppState(load_app_weights(str(make_tiny_weights(tmp_path / "w"))), AppLimits(), get_detector("dlib"))
-    ids = lambda demo: {getattr(block, "elem_id", None) for block in demo.blocks.values()}  # noqa: E731
+    state = AppState(
+        load_app_weights(str(make_tiny_weights(tmp_path / "w"))), AppLimits(), get_detector("dlib")
+    )
+    ids = lambda demo: {getattr(block, "elem_id", None) for block in demo.blocks.values()}
     assert {"live-camera", "live-result", "live-prepare"} <= ids(app.build_demo(state))
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     page = app.build_demo(state)

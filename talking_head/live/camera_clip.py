@@ -39,7 +39,9 @@ def mouth_track(
 ) -> LandmarkTrack:
     """A track of the face ``points`` ``(68, 2)`` (pixels of a ``(H, W)`` image) opening its mouth every ``period_s``."""
     num_frames = max(1, round(seconds * fps))
-    frames = np.stack([open_mouth(points, float(amount)) for amount in mouth_amounts(num_frames, fps, period_s)])
+    frames = np.stack(
+        [open_mouth(points, float(amount)) for amount in mouth_amounts(num_frames, fps, period_s)]
+    )
     boxes = np.stack([box_of_points(frame) for frame in frames])
     return LandmarkTrack(frames, boxes, np.ones(num_frames, bool), fps, "edit", frame_size)
 
@@ -62,6 +64,5 @@ def write_y4m(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 25) 
     path = Path(path)
     with open(path, "wb") as out:
         out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+        out.writelines(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes() for frame in frames)
     return path

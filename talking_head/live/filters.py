@@ -69,7 +69,9 @@ class OneEuroFilter:
             return self._value.astype(np.float32)
         config = self.config
         speed = (values - self._value) / elapsed
-        self._speed = self._speed + smoothing_factor(config.derivative_cutoff, elapsed) * (speed - self._speed)
+        self._speed = self._speed + smoothing_factor(config.derivative_cutoff, elapsed) * (
+            speed - self._speed
+        )
         cutoff = config.min_cutoff + config.beta * np.abs(self._speed)
         self._value = self._value + smoothing_factor(cutoff, elapsed) * (values - self._value)
         self._time = float(timestamp)

@@ -23,11 +23,11 @@ import torch
 
 from talking_head.animation.person import Person, landmark_images, model_device
 from talking_head.animation.rendering import generate_images, rendering_setup
+from talking_head.nets import shot_blend
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision
 from talking_head.nets.runtime import Runtime
 from talking_head.nets.tensors import images_to_tensor
-from talking_head.nets.warp import shot_weights
 from talking_head.nets.warp_field import _merge_coincident, displacement_fields, field_positions
 
 BUMP_RADIUS_PER_PIXEL = 1 / 48  # the bumps' radius as a fraction of the crop side, as sampling_grid's
@@ -56,7 +56,9 @@ def _bilinear(field: np.ndarray, points: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-def correct_at_landmarks(field: np.ndarray, target: np.ndarray, shot: np.ndarray, radius: float) -> np.ndarray:
+def correct_at_landmarks(
+    field: np.ndarray, target: np.ndarray, shot: np.ndarray, radius: float
+) -> np.ndarray:
     """Make the interpolated ``field`` ``(S, S, 2)`` (where each pixel samples the shot) exact at the landmarks.
 
     ``target`` and ``shot`` ``(P, 2)`` pixels (coincident targets merged): the
@@ -118,15 +120,27 @@ class FrameRenderer:
         for shot, shot_points in zip(self._shots, self._shot_points):
             coarse = displacement_fields(points[None], shot_points, size)[0]  # (n, n, 2) at field_positions
             field = self._upsample(coarse) + self._grid
-            target, source = _merge_coincident(points[None].astype(np.float64), shot_points[None].astype(np.float64))
-            field = correct_at_landmarks(field, target[0], source[0], size * BUMP_RADIUS_PER_PIXEL).astype(np.float32)
+            target, source = _merge_coincident(
+                points[None].astype(np.float64), shot_points[None].astype(np.float64)
+            )
+            field = correct_at_landmarks(field, target[0], source[0], size * BUMP_RADIUS_PER_PIXEL).astype(
+                np.float32
+            )
             warped.append(
-                cv2.remap(shot, field[..., 0], field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                cv2.remap(
+                    shot, field[..., 0], field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+                )
             )
         if len(warped) == 1:
             return warped[0].astype(np.float32)
-        weights = shot_weights(torch.from_numpy(self._shot_points), torch.from_numpy(points[None]))[0].numpy()
-        return sum(w * image.astype(np.float32) for w, image in zip(weights, warped))
+        images = [torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None] for image in warped]
+        blended = shot_blend.blend_warps(
+            images,
+            torch.from_numpy(self._shot_points),
+            torch.from_numpy(points[None]),
+            mouth_aware=shot_blend.MOUTH_AWARE,
+        )  # as nets/warp.warp_shots blends
+        return blended[0].permute(1, 2, 0).numpy()
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         points = np.asarray(points, dtype=np.float32).reshape(1, 68, 2)
@@ -134,7 +148,9 @@ class FrameRenderer:
         warp = self.warp(points[0])[None] if self._warp_guided else None
         if self.runtime.is_onnx:
             return self._onnx(y, warp)
-        warp_tensor = None if warp is None else images_to_tensor(warp, self._device)  # float in [0, 255]: as uint8
+        warp_tensor = (
+            None if warp is None else images_to_tensor(warp, self._device)
+        )  # float in [0, 255]: as uint8
         return generate_images(self._renderer, self._psi, images_to_tensor(y, self._device), warp_tensor)[0]
 
     def _onnx(self, y: np.ndarray, warp: np.ndarray | None) -> np.ndarray:

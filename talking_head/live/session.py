@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from talking_head.animation.pipeline import mark_synthetic
 from talking_head.animation.person import Person
+from talking_head.animation.pipeline import mark_synthetic
 from talking_head.errors import NoFaceError
 from talking_head.face.detection import FaceLandmarks, LandmarkDetector
 from talking_head.face.framing import CropBox, crop_box_from_landmarks, points_to_crop
@@ -206,11 +206,15 @@ class LiveSession:
         if self.started is None:
             self.started = arrived
         if self.seconds_left(arrived) <= 0:
-            ended = f"Live session ended at its {self.limit_s:g} s limit. Stop the camera, then start it again."
+            ended = (
+                f"Live session ended at its {self.limit_s:g} s limit. Stop the camera, then start it again."
+            )
             return self._held(ended, face_found=False, ended=True)
         face = self.tracker(frame)
         if face is None:
-            return self._held("No face in the camera: holding the last frame. Face the camera.", face_found=False)
+            return self._held(
+                "No face in the camera: holding the last frame. Face the camera.", face_found=False
+            )
         points = self.target_points(self.driving_points(face, arrived))
         self._last = self._decorate(self.renderer(points))
         done = self.clock()
@@ -223,4 +227,6 @@ class LiveSession:
         if now - self._logged >= LOG_EVERY_S:
             self._logged = now
             stats = self.stats
-            logger.info("live session: %s (%d rendered, %d held)", stats.describe(), stats.rendered, stats.held)
+            logger.info(
+                "live session: %s (%d rendered, %d held)", stats.describe(), stats.rendered, stats.held
+            )

@@ -35,17 +35,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from talking_head.nets import shot_blend
+from talking_head.nets.shot_blend import DEFAULT_TEMPERATURE, blend_warps, inter_ocular, shot_weights
 from talking_head.nets.tensors import images_to_tensor, tensor_to_images
 
-# Landmark indices of the outer eye corners (iBUG 68): the face's scale for distances.
-_LEFT_EYE_OUTER, _RIGHT_EYE_OUTER = 36, 45
+__all__ = ["DEFAULT_TEMPERATURE", "inter_ocular", "shot_weights"]  # re-exported: they were defined here
+
 # Smoothing of the TPS fit in normalized units. Keeps the system solvable when two
 # target landmarks coincide (inner lips of a closed mouth) at a cost of ≪ 0.1 px.
 DEFAULT_REGULARIZATION = 1e-6
 # Target landmarks closer than this (pixels) are merged (see merge_coincident).
 MERGE_RADIUS = 0.5
-# Softmax temperature of the K-shot weights, in inter-ocular distances.
-DEFAULT_TEMPERATURE = 0.002
 # Points per chunk when evaluating a TPS: keeps the (B, chunk, P) kernel block in cache.
 _EVAL_CHUNK = 2048
 
@@ -388,38 +388,21 @@ def warp_images(
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def inter_ocular(points: torch.Tensor) -> torch.Tensor:
-    """Outer-eye-corner distance of ``(..., 68, 2)`` landmarks → ``(...)``."""
-    return (points[..., _LEFT_EYE_OUTER, :] - points[..., _RIGHT_EYE_OUTER, :]).norm(dim=-1)
-
-
-def shot_weights(
-    shot_points: torch.Tensor, target_points: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE
-) -> torch.Tensor:
-    """Blend weights of K shots for B targets, rows summing to 1: → ``(B, K)``.
-
-    ``shot_points``: ``(K, 68, 2)`` shared by all targets, or ``(B, K, 68, 2)``
-    per target; ``target_points``: ``(B, 68, 2)``. The distance of shot k to
-    target b is the mean landmark distance divided by the target's
-    inter-ocular distance; weights are ``softmax(−d / τ)``.
-    """
-    shots = shot_points.float() if shot_points.dim() == 4 else shot_points.float()[None]
-    diff = target_points[:, None].float() - shots  # (B, K, 68, 2)
-    distance = diff.norm(dim=-1).mean(-1) / inter_ocular(target_points.float()).clamp_min(1.0)[:, None]
-    return torch.softmax(-distance / temperature, dim=1)
-
-
 def warp_shots(
     shots: torch.Tensor,
     shot_points: torch.Tensor,
     target_points: torch.Tensor,
     grid_size: int | None = None,
     temperature: float = DEFAULT_TEMPERATURE,
+    mouth_aware: bool | None = None,
 ) -> torch.Tensor:
     """The K shots of one person warped to B targets and blended: ``(K, C, S, S)`` → ``(B, C, S, S)``.
 
     ``shot_points`` ``(K, 68, 2)`` and ``target_points`` ``(B, 68, 2)`` are
-    crop pixels. With one shot this is :func:`warp_images` of that shot.
+    crop pixels. With one shot this is :func:`warp_images` of that shot. The
+    blend (:func:`talking_head.nets.shot_blend.blend_warps`) prefers, inside
+    the lips, the shot of the nearest mouth shape when ``mouth_aware``
+    (``None``: :data:`~talking_head.nets.shot_blend.MOUTH_AWARE`).
     """
     num_shots, batch = shots.shape[0], target_points.shape[0]
     if shot_points.shape[0] != num_shots:
@@ -434,10 +417,8 @@ def warp_shots(
         F.grid_sample(shot[None].expand(batch, -1, -1, -1), grid, padding_mode="border", align_corners=False)
         for shot, grid in zip(shots, grids)
     ]  # K × (B, C, S, S)
-    if num_shots == 1:
-        return warped[0]
-    weights = shot_weights(shot_points, target_points, temperature).to(shots.dtype)  # (B, K)
-    return sum(w[:, None, None, None] * image for w, image in zip(weights.unbind(1), warped))
+    mouth_aware = shot_blend.MOUTH_AWARE if mouth_aware is None else mouth_aware
+    return blend_warps(warped, shot_points, target_points, temperature, mouth_aware)
 
 
 def warp_episodes(

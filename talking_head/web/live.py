@@ -56,7 +56,9 @@ def _check_steps(value: object, limits: AppLimits) -> int:
     except (TypeError, ValueError):
         raise TalkingHeadError(f"Fine-tuning steps must be a whole number, got {value!r}") from None
     if not (np.isfinite(steps) and steps == int(steps) and 0 <= steps <= limits.max_steps):
-        raise TalkingHeadError(f"Fine-tuning steps must be a whole number from 0 to {limits.max_steps}, got {value!r}")
+        raise TalkingHeadError(
+            f"Fine-tuning steps must be a whole number from 0 to {limits.max_steps}, got {value!r}"
+        )
     return int(steps)
 
 
