@@ -53,7 +53,7 @@ def test_a_mouth_aware_blend_takes_the_lips_from_the_nearest_mouth(astronaut_pat
     assert torch.equal(aware[0, :, eye[1], eye[0]], plain[0, :, eye[1], eye[0]])  # elsewhere unchanged
 
 
-def test_one_shot_is_its_own_warp_and_the_default_blend_is_the_face_wide_one(astronaut_path) -> None:
+def test_one_shot_is_its_own_warp_and_the_default_blend_is_mouth_aware(astronaut_path) -> None:
     face = _face(astronaut_path)
     image = torch.rand(1, 3, 256, 256)
     assert (
@@ -69,4 +69,5 @@ def test_one_shot_is_its_own_warp_and_the_default_blend_is_the_face_wide_one(ast
     points = _shots(face) / 4
     target = torch.from_numpy(face[None] / 4).float()
     default = warp_shots(shots, points, target)
-    assert torch.equal(default, warp_shots(shots, points, target, mouth_aware=False))
+    assert torch.equal(default, warp_shots(shots, points, target, mouth_aware=True))
+    assert not torch.equal(default, warp_shots(shots, points, target, mouth_aware=False))

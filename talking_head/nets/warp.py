@@ -23,7 +23,8 @@ weights from how close each shot's landmarks are to the target's
 (:func:`shot_weights`: a softmax over the negative mean landmark distance,
 in units of the inter-ocular distance, with temperature ``temperature``).
 The shot whose expression and pose match the target best dominates; a
-uniform mean would ghost K mouths over each other.
+uniform mean would ghost K mouths over each other. Inside the lips the shot
+of the nearest mouth shape is preferred (:mod:`talking_head.nets.shot_blend`).
 
 :func:`warp_person_crops` is the warp alone on uint8 crops (numpy in and out):
 the ``warp`` baseline of ``evaluate`` and a preview of what a warp-guided G starts from.
@@ -427,8 +428,9 @@ def warp_episodes(
     target_points: torch.Tensor,
     grid_size: int | None = None,
     temperature: float = DEFAULT_TEMPERATURE,
+    mouth_aware: bool | None = None,
 ) -> torch.Tensor:
-    """The K shots of each of B episodes warped to its one target and blended.
+    """The K shots of each of B episodes warped to its one target and blended as :func:`warp_shots` blends.
 
     ``shots`` ``(B, K, C, S, S)``, ``shot_points`` ``(B, K, 68, 2)``,
     ``target_points`` ``(B, 68, 2)`` → ``(B, C, S, S)``. Every (target, shot)
@@ -441,10 +443,8 @@ def warp_episodes(
         target_points.repeat_interleave(num_shots, dim=0),
         grid_size,
     ).reshape(shots.shape)  # (B, K, C, S, S)
-    if num_shots == 1:
-        return warped[:, 0]
-    weights = shot_weights(shot_points, target_points, temperature).to(warped.dtype)  # (B, K)
-    return (warped * weights[:, :, None, None, None]).sum(1)
+    mouth_aware = shot_blend.MOUTH_AWARE if mouth_aware is None else mouth_aware
+    return blend_warps(list(warped.unbind(1)), shot_points, target_points, temperature, mouth_aware)
 
 
 def warp_person_crops(
