@@ -98,9 +98,11 @@ def _driving_inputs(limits: AppLimits, motions_folder: Path) -> tuple[gr.File, g
     return driving_motion, motion_sketch, driving_clip
 
 
-def _motion_controls() -> list[gr.components.Component]:
-    """Multiplier, region, closed lips, blinks (in this order; ``talking_head.face.motion_controls``)."""
-    with gr.Accordion("Motion controls", open=False, elem_id="motion-controls"):
+def motion_controls(prefix: str = "") -> list[gr.components.Component]:
+    """Multiplier, region, closed lips, blinks (in this order; ``talking_head.face.motion_controls``).
+
+    ``prefix`` starts every ``elem_id`` (the Live tab has a set of its own: ``live-``)."""
+    with gr.Accordion("Motion controls", open=False, elem_id=f"{prefix}motion-controls"):
         multiplier = SettingSlider(
             0,
             MAX_MULTIPLIER,
@@ -109,26 +111,26 @@ def _motion_controls() -> list[gr.components.Component]:
             label="Motion multiplier",
             info="how strongly the driver's expression moves the face: 0 the photo's own expression "
             "(the head still moves), 1 the driver's, 2 exaggerated",
-            elem_id="multiplier",
+            elem_id=f"{prefix}multiplier",
         )
         region = SettingRadio(
             [(label, value) for value, label in REGION_LABELS.items()],
             value="all",
             label="What the driver moves",
             info="lips only: mouth and jaw; eyes only: eyes and brows; head pose only: no expression",
-            elem_id="region",
+            elem_id=f"{prefix}region",
         )
         closed_lips = gr.Checkbox(
             value=False,
             label="Start from closed lips (an open-mouth photo does not keep its mouth open)",
-            elem_id="closed-lips",
+            elem_id=f"{prefix}closed-lips",
         )
         blinks = SettingRadio(
             [(label, value) for value, label in BLINK_LABELS.items()],
             value="driver",
             label="Blinks",
             info="none: the eyes never close beyond the photo's",
-            elem_id="blinks",
+            elem_id=f"{prefix}blinks",
         )
     return [multiplier, region, closed_lips, blinks]
 
@@ -219,7 +221,7 @@ def animate_tab(state: AppState, handlers: AnimateHandlers, example_photo: Path,
                 label="Fine-tuning steps",
                 info=STEPS_INFO,
             )
-            controls = _motion_controls()
+            controls = motion_controls()
             settings = _advanced_settings(limits)
             button = gr.Button("Animate", variant="primary", elem_id="animate")
         with gr.Column(scale=1):

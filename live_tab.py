@@ -18,7 +18,8 @@ from typing import Any
 
 import gradio as gr
 
-from talking_head.web.live import live_frame, live_unavailable, prepare_live
+from animate_tab import motion_controls
+from talking_head.web.live import live_controls, live_frame, live_unavailable, prepare_live, set_live_controls
 
 STREAM_EVERY_S = 0.04  # the webcam's frame interval: 25 frames a second at most
 LIVE_INTRO = (
@@ -81,9 +82,13 @@ def live_tab(
     limits = state.limits
 
     @user_errors
-    def prepare(photos: Any, steps: float, watermark: bool) -> tuple[Any, str]:
-        model = state.weights.require()
-        return prepare_live(model, photos, steps, state.detector, limits, watermark=bool(watermark))
+    def prepare(photos: Any, steps: float, watermark: bool, *controls: Any) -> tuple[Any, str]:
+        model, chosen = state.weights.require(), live_controls(*controls)
+        return prepare_live(model, photos, steps, state.detector, limits, bool(watermark), chosen)
+
+    @user_errors
+    def change_controls(session: Any, *controls: Any) -> str:
+        return set_live_controls(session, live_controls(*controls))
 
     def stream(frame: Any, session: Any) -> tuple[Any, str]:
         return live_frame(session, frame)
@@ -92,6 +97,7 @@ def live_tab(
     with gr.Row():
         with gr.Column(scale=1):
             photos, steps, watermark, button, camera = _inputs(limits.max_steps, slider_class)
+            controls = motion_controls(prefix="live-")
         with gr.Column(scale=1):
             result = gr.Image(
                 label="Live result",
@@ -106,7 +112,7 @@ def live_tab(
     session = gr.State(None)
     button.click(
         prepare,
-        inputs=[photos, steps, watermark],
+        inputs=[photos, steps, watermark, *controls],
         outputs=[session, status],
         api_visibility="private",
         concurrency_id="render",
@@ -122,4 +128,12 @@ def live_tab(
         concurrency_id="live",
         show_progress="hidden",
     )
+    for control in controls:  # a running session takes new controls from its next frame
+        control.change(
+            change_controls,
+            inputs=[session, *controls],
+            outputs=status,
+            api_visibility="private",
+            queue=False,
+        )
     neutral.click(_reset_neutral, inputs=session, outputs=status, api_visibility="private", queue=False)

@@ -303,3 +303,20 @@ def test_the_live_warp_blends_several_shots_as_the_clip_renderer_does(model, pho
     clip = warp_shots(shots, torch.from_numpy(two.shot_landmarks), torch.from_numpy(target[None]))
     clip = ((clip[0].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.float32)
     assert np.abs(live - clip).mean() < 1.0
+
+
+def test_motion_controls_reach_the_live_frames(model, person, photo_points) -> None:
+    from talking_head.face.motion_controls import MotionControls
+
+    clock = FakeClock()
+    opened = open_mouth(photo_points, 1.0)
+    session, given = _session(model, person, [photo_points, opened, opened], clock)
+    frame = np.zeros((512, 512, 3), np.uint8)
+    session.step(frame)
+    clock.now += 0.04
+    session.step(frame)
+    assert inner_lip_gap(given[-1]) > inner_lip_gap(person.source_landmarks) + 0.05
+    session.controls = MotionControls(region="eyes")  # the driver's mouth no longer reaches the photo
+    clock.now += 0.04
+    session.step(frame)
+    assert np.abs(given[-1][48:68] - person.source_landmarks[48:68]).max() < 1e-3

@@ -96,3 +96,26 @@ def test_the_page_has_a_live_tab_and_on_zerogpu_says_why_not(tmp_path, monkeypat
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     page = app.build_demo(state)
     assert "live-unavailable" in ids(page) and "live-camera" not in ids(page)
+
+
+def test_live_controls_are_checked_and_applied_to_a_running_session(model, astronaut_path) -> None:
+    from talking_head.web.live import live_controls, set_live_controls
+
+    with pytest.raises(TalkingHeadError, match="multiplier"):
+        live_controls(3.0)
+    with pytest.raises(TalkingHeadError, match="region"):
+        live_controls(1.0, "nose")
+    session, _ = prepare_live(
+        model,
+        [str(astronaut_path)],
+        0,
+        get_detector("dlib"),
+        AppLimits(),
+        controls=live_controls(0.5, "lips"),
+    )
+    assert session.controls.region == "lips" and session.controls.multiplier == 0.5
+    assert "lips" in set_live_controls(session, live_controls(1.0, "lips", True)).lower()
+    assert session.controls.closed_lips
+    set_live_controls(session, live_controls())
+    assert session.controls is None  # the defaults: the driver's motion as it is
+    assert set_live_controls(None, live_controls()) == NO_SESSION

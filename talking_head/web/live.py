@@ -27,10 +27,11 @@ from talking_head.animation.finetune import FinetuneConfig, finetune_person
 from talking_head.animation.person import embed_person
 from talking_head.errors import TalkingHeadError
 from talking_head.face.detection import LandmarkDetector
+from talking_head.face.motion_controls import MotionControls
 from talking_head.live.render import FrameRenderer
 from talking_head.live.session import LiveSession
 from talking_head.nets.model import TalkingHeadModel
-from talking_head.web.inputs import load_photo, photo_label, upload_paths
+from talking_head.web.inputs import REGION_LABELS, load_photo, photo_label, upload_paths
 from talking_head.web.limits import AppLimits
 
 ZERO_GPU_REASON = (
@@ -62,6 +63,28 @@ def _check_steps(value: object, limits: AppLimits) -> int:
     return int(steps)
 
 
+def live_controls(
+    multiplier: object = 1.0, region: object = "all", closed_lips: object = False, blinks: object = "driver"
+) -> MotionControls:
+    """The motion controls of the Live tab's widgets; ``TalkingHeadError`` naming the one that is off."""
+    try:
+        return MotionControls(float(multiplier), str(region), bool(closed_lips), str(blinks))
+    except (TypeError, ValueError) as error:
+        raise TalkingHeadError(f"Motion controls: {error}") from None
+
+
+def set_live_controls(session: LiveSession | None, controls: MotionControls) -> str:
+    """Apply ``controls`` to a running session from its next frame on; a status line."""
+    if session is None:
+        return NO_SESSION
+    session.controls = None if controls.is_default() else controls
+    if controls.is_default():
+        return "Motion controls: the driver's motion as it is."
+    words = [REGION_LABELS[controls.region], f"multiplier {controls.multiplier:g}"]
+    words += ["from closed lips"] * controls.closed_lips + ["no blinks"] * (controls.blinks == "none")
+    return "Motion controls: " + ", ".join(words) + " (from the next frame)."
+
+
 def prepare_live(
     model: TalkingHeadModel,
     photos: Any,
@@ -69,6 +92,7 @@ def prepare_live(
     detector: LandmarkDetector,
     limits: AppLimits,
     watermark: bool = True,
+    controls: MotionControls | None = None,
 ) -> tuple[LiveSession, str]:
     """Embed (and fine-tune) the person of ``photos`` for a live session: the session and a status line.
 
@@ -89,7 +113,10 @@ def prepare_live(
         person = finetune_person(model, person, steps, config=FinetuneConfig(seed=0))
     renderer = FrameRenderer(model, person)
     renderer(person.source_landmarks)  # the first render's set-up happens here, not in the first live frame
-    session = LiveSession(renderer, person, detector, limit_s=limits.live_seconds, watermark=watermark)
+    controls = None if controls is None or controls.is_default() else controls
+    session = LiveSession(
+        renderer, person, detector, controls=controls, limit_s=limits.live_seconds, watermark=watermark
+    )
     used = sum(report.usable for report in person.reports)
     skipped = [f"{r.name}: {r.reason}" for r in person.reports if not r.usable]
     status = (
