@@ -119,3 +119,16 @@ def test_live_controls_are_checked_and_applied_to_a_running_session(model, astro
     set_live_controls(session, live_controls())
     assert session.controls is None  # the defaults: the driver's motion as it is
     assert set_live_controls(None, live_controls()) == NO_SESSION
+
+
+def test_a_frame_that_fails_holds_the_last_one_and_the_stream_goes_on(
+    model, astronaut_path, monkeypatch
+) -> None:
+    session, _ = prepare_live(model, [str(astronaut_path)], 0, get_detector("dlib"), AppLimits())
+
+    def broken(frame, timestamp=None):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(session, "step", broken)
+    image, status = live_frame(session, np.zeros((480, 640, 3), np.uint8))
+    assert image is session.last_image and "could not be rendered (RuntimeError)" in status

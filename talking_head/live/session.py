@@ -163,6 +163,11 @@ class LiveSession:
         self._point_filter.reset()
         self.tracker.reset()
 
+    @property
+    def last_image(self) -> np.ndarray:
+        """The frame shown last (the photo's own face before the first render)."""
+        return self._last
+
     def reset_neutral(self) -> None:
         """The next frame with a face becomes the neutral pose the motion is measured from."""
         self._neutral = None

@@ -14,6 +14,7 @@ renders a second for a minute.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -33,6 +34,8 @@ from talking_head.live.session import LiveSession
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.web.inputs import REGION_LABELS, load_photo, photo_label, upload_paths
 from talking_head.web.limits import AppLimits
+
+logger = logging.getLogger(__name__)
 
 ZERO_GPU_REASON = (
     "Live mode is not offered on this Space: it runs on ZeroGPU, which lends a GPU per request, for "
@@ -137,5 +140,12 @@ def live_frame(session: LiveSession | None, frame: np.ndarray | None) -> tuple[n
         return None, NO_SESSION
     if frame is None:
         return None, WAITING
-    shown = session.step(np.ascontiguousarray(frame[..., :3]))
+    try:
+        shown = session.step(np.ascontiguousarray(np.atleast_3d(frame)[..., :3]))
+    except Exception as error:  # one bad frame must not end the visitor's stream
+        logger.exception("live frame failed")
+        return (
+            session.last_image,
+            f"This camera frame could not be rendered ({type(error).__name__}); holding the last frame.",
+        )
     return shown.image, shown.status
