@@ -143,3 +143,80 @@ def test_the_cli_names_the_same_outputs_and_limit():
     from talking_head.cli import animate
 
     assert animate.OUTPUTS == compositing.OUTPUTS and animate.DEFAULT_LIMIT == compositing.DEFAULT_LIMIT
+
+
+def test_a_head_that_does_not_move_is_given_back_exactly():
+    """The photo is sampled from a layer upsampled 2× whose every other pixel is the photo's own: no blur."""
+    noise = np.random.default_rng(1).integers(0, 255, (600, 640, 3), dtype=np.uint8)
+    compositor, _, points = _compositor(noise)
+    displacement, warp = compositor.fields(points[None])[0]
+    out = compositor(np.clip(warp, 0, 255).astype(np.uint8), points, (np.zeros_like(displacement), warp))
+    assert np.abs(out.astype(int) - noise).max() <= 1  # G's correction rounds to at most 1
+
+
+def test_a_subpixel_move_keeps_the_photos_sharpness():
+    """Half a pixel of motion over fine texture: bicubic from the upsampled layer is at least as sharp as
+    Lanczos-4 sampling of the photo itself (plain bicubic of the photo loses a fifth: 0.80 here)."""
+    texture = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 255, (600, 640, 3), dtype=np.uint8), (0, 0), 0.7)
+    compositor, shot, points = _compositor(texture)
+    target = _moved(points, 0.5 * SIZE / BOX.size, 0.5 * SIZE / BOX.size)  # half a photo pixel
+    displacement, warp = compositor.fields(target[None])[0]
+    out = compositor(np.clip(warp, 0, 255).astype(np.uint8), target, (displacement, warp))
+    y0, y1, x0, x1 = compositor.region
+    positions = compositor.photo_map(displacement)
+    reference = cv2.remap(texture, positions, None, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT101)
+    cubic = cv2.remap(texture, positions, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
+    face = (slice(80, 260), slice(100, 260))  # well inside the head, where the mask is 1
+    laplacian = lambda image: cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.CV_64F)[face].var()  # noqa: E731
+    assert laplacian(out[y0:y1, x0:x1]) >= 0.95 * laplacian(reference)
+    assert laplacian(cubic) < 0.85 * laplacian(reference)  # what the layer is for
+
+
+def test_a_move_past_the_layers_reach_samples_the_photo_itself():
+    photo = _scene()
+    compositor, shot, points = _compositor(photo)
+    target = _moved(points, 12.0, -8.0)
+    warp = warp_person_crops(shot[None], points[None], target[None])[0]
+    within = compositor(warp, target)
+    compositor.max_move = 0.0  # every move is past the reach now
+    beyond = compositor(warp, target)
+    assert np.abs(within.astype(int) - beyond).mean() < 0.5  # the same frame, sampled from the photo
+
+
+def test_frames_are_streamed_not_held():
+    """Memory while a clip streams through ``frames`` does not grow with the clip (a batch of 8 at most)."""
+    import tracemalloc
+    from types import SimpleNamespace
+
+    photo = _scene()
+    compositor, shot, points = _compositor(photo)
+
+    def clip(count: int):
+        for index in range(count):
+            target = _moved(points, 6.0 * np.sin(index / 3), 0.0)
+            yield SimpleNamespace(result=shot, landmarks=target)
+
+    peaks = []
+    for count in (16, 64):
+        tracemalloc.start()
+        for _, frame in compositor.frames(clip(count)):
+            assert frame.shape == photo.shape
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < peaks[0] + photo.nbytes  # four times the frames, not four times the memory
+    assert peaks[1] < 12 * photo.nbytes  # 64 frames at full size would be 64×
+
+
+def test_the_frames_own_warp_stands_in_for_the_compositors():
+    """With one shot, G's warp input (``frame.warp``) is the compositor's shot warped by the same spline."""
+    from types import SimpleNamespace
+
+    photo = _scene()
+    compositor, shot, points = _compositor(photo)
+    targets = [_moved(points, dx, 0.0) for dx in (3.0, -5.0, 8.0)]
+    warps = warp_person_crops(np.repeat(shot[None], 3, 0), np.repeat(points[None], 3, 0), np.stack(targets))
+    frames = [SimpleNamespace(result=w, landmarks=t, warp=w) for w, t in zip(warps, targets)]
+    made = [out for _, out in compositor.frames(frames)]
+    compositor.given_warps = True
+    given = [out for _, out in compositor.frames(frames)]
+    assert all(np.abs(a.astype(int) - b).mean() < 0.3 for a, b in zip(made, given))
