@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -77,3 +78,23 @@ def test_bench_quick_cli(
     onnx = rows[("ONNX Runtime fp32", 2)]
     assert (onnx["ms_per_frame"] is not None) == (results["runtimes"]["onnxruntime"] is not None), onnx
     assert "rendering: warp + G" in printed and "ONNX Runtime fp32" in printed
+
+
+def test_bench_native_times_the_whole_photo_against_the_256_path(tmp_path: Path) -> None:
+    """The native-output part alone (``bench --only-native``) on the tiny preset: one face size, 8 frames."""
+    from talking_head.evaluation.bench import BenchConfig, format_table, run_benchmarks
+    from talking_head.evaluation.bench_native import zoomed_photo
+
+    config = dataclasses.replace(BenchConfig.quick(), only_native=True, landmarks_backend="dlib", runtime="torch")
+    results = run_benchmarks(config)
+    assert "error" not in results["native"], results["native"]
+    (row,) = results["native"]["rows"]
+    assert row["output"] == "1024x1024" and 230 < row["face_px"] < 280  # the example's face zoomed to 256 px
+    assert row["base_ms_per_frame"] > 0 and row["native_ms_per_frame"] > 0
+    assert row["ratio"] == pytest.approx(row["native_ms_per_frame"] / row["base_ms_per_frame"])
+    assert row["clip_frames"] == 8 and row["peak_traced_mib"] > 0  # streaming itself: test_compositing.py
+    table = format_table(results)
+    assert "native output (whole photo, longer side 1024) vs the 256² path" in table
+    assert f"CPU {results['machine']['cpu']}" in table and "ratio median" in table
+    photo = zoomed_photo(np.zeros((100, 100, 3), np.uint8), np.array([[40.0, 40.0], [60.0, 60.0]]), 200, side=300)
+    assert photo.shape == (300, 300, 3)

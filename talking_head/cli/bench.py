@@ -49,6 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only-runtimes", action="store_true", help="run the rendering side-by-side alone (a minute or so)"
     )
+    parser.add_argument(
+        "--native-faces",
+        nargs="*",
+        type=int,
+        help="face sizes (px) of the whole-photo output at 1024 timed against the 256² path "
+        "(default: 256 384 512; none: skip)",
+    )
+    parser.add_argument("--native-photos", nargs="*", help="photos timed there as well (at their own size up to 1024)")
+    parser.add_argument("--only-native", action="store_true", help="run the native-output timings alone")
     parser.add_argument("--out", help="write results as JSON here and the table next to it (.txt)")
 
 
@@ -73,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
         "runtime": args.runtime,
         "runtime_batches": tuple(args.runtime_batches) if args.runtime_batches is not None else None,
         "only_runtimes": args.only_runtimes or None,
+        "native_faces": tuple(args.native_faces) if args.native_faces is not None else None,
+        "native_photos": tuple(args.native_photos) if args.native_photos else None,
+        "only_native": args.only_native or None,
     }
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     results = run_benchmarks(config, progress=lambda msg: print(msg, flush=True))

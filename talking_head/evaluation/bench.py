@@ -18,7 +18,9 @@ the machine described by :func:`machine_info` (printed with the results):
   preset, with the CPU's bf16 flags, the conv micro-benchmark ``auto`` uses
   and what ``auto`` chose;
 - rendering (warp + G) in PyTorch fp32, PyTorch bf16 and ONNX Runtime side
-  by side at batch 1 and 8, interleaved (:mod:`talking_head.evaluation.bench_runtime`).
+  by side at batch 1 and 8, interleaved (:mod:`talking_head.evaluation.bench_runtime`);
+- the whole photo at 1024 against the 256² path per frame, interleaved, per
+  face size, with the memory the stream holds (:mod:`talking_head.evaluation.bench_native`).
 
 The results are a JSON-ready dict (:func:`run_benchmarks`) and a plain-text
 table (:func:`format_table`), which also lists parameter counts and MACs per
@@ -43,6 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from talking_head.evaluation.bench_native import bench_native, format_native
 from talking_head.evaluation.bench_runtime import bench_runtimes, format_runtimes
 from talking_head.evaluation.machine import machine_info, peak_rss_mib, run_python_module
 from talking_head.evaluation.speed import (
@@ -67,9 +70,7 @@ class BenchConfig:
 
     presets: tuple[str, ...] = ("cpu", "paper")  # network presets for E/G timings
     batch_sizes: tuple[int, ...] = (1, 8)  # batch sizes for E/G timings
-    cpu_batch1_presets: tuple[str, ...] = (
-        "paper",
-    )  # presets timed at batch 1 only on CPU (seconds per frame)
+    cpu_batch1_presets: tuple[str, ...] = ("paper",)  # presets timed at batch 1 only on CPU (seconds per frame)
     repeats: int = 3  # timed runs per measurement (the median is reported)
     finetune_preset: str = "cpu"  # preset for fine-tuning ms/step and the end-to-end runs
     finetune_steps: int = 5  # timed fine-tuning steps (after one warm-up step)
@@ -82,9 +83,7 @@ class BenchConfig:
     weights: str | None = None  # weights for the end-to-end runs (None: random weights of finetune_preset)
     landmarks_backend: str = "auto"  # landmark detector to time
     precision: str = "auto"  # precision of the fine-tuning and end-to-end runs (auto, bf16, fp32)
-    runtime: str | None = (
-        None  # rendering runtime of the end-to-end runs (auto, onnx, torch; None: the environment's)
-    )
+    runtime: str | None = None  # the end-to-end runs' renderer (auto, onnx, torch; None: the environment's)
     compare_precisions: tuple[str, ...] = ("fp32", "bf16")  # precisions timed side by side (empty: skip)
     precision_preset: str = "cpu"  # preset of the side-by-side timings
     precision_render_frames: int = 16  # timed rendering frames per precision (after one warm-up batch)
@@ -95,6 +94,11 @@ class BenchConfig:
     runtime_batches: tuple[int, ...] = (1, 8)  # batch sizes of the runtime side-by-side (empty: skip it)
     runtime_rounds: int = 5  # interleaved timed rounds of the runtime side-by-side (after a warm-up round)
     only_runtimes: bool = False  # run the runtime side-by-side alone
+    native_faces: tuple[int, ...] = (256, 384, 512)  # face sizes (px) of the native-output timings (empty: skip)
+    native_photos: tuple[str, ...] = ()  # photos timed there as well, at their own size up to 1024
+    native_frames: int = 32  # frames of each native-output timing
+    native_rounds: int = 5  # interleaved timed rounds of those (after a warm-up round)
+    only_native: bool = False  # run the native-output timings alone
 
     @classmethod
     def quick(cls) -> BenchConfig:
@@ -116,6 +120,9 @@ class BenchConfig:
             precision_train_steps=1,
             runtime_batches=(1, 2),
             runtime_rounds=1,
+            native_faces=(256,),
+            native_frames=8,
+            native_rounds=1,
         )
 
 
@@ -268,8 +275,11 @@ def run_benchmarks(
     results: dict[str, Any] = {"machine": machine_info(), "config": asdict(config), "seconds": {}}
     say(results["machine"]["summary"])
     started = time.perf_counter()
-    if config.only_runtimes:
-        _bench_runtimes(config, results, say)
+    if config.only_runtimes or config.only_native:
+        if config.only_runtimes:
+            _bench_runtimes(config, results, say)
+        if config.only_native:
+            _bench_native(config, results, say)
         results["seconds"]["total"] = time.perf_counter() - started
         results["peak_rss_mib"] = peak_rss_mib()
         return results
@@ -307,9 +317,24 @@ def run_benchmarks(
         with tempfile.TemporaryDirectory(prefix="talking_head_bench_") as tmp:
             _timed(results, "precision", lambda: bench_precision(config, Path(tmp)))
     _bench_runtimes(config, results, say)
+    _bench_native(config, results, say)
     results["seconds"]["total"] = time.perf_counter() - started
     results["peak_rss_mib"] = peak_rss_mib()
     return results
+
+
+def _bench_native(config: BenchConfig, results: dict[str, Any], say: Callable[[str], None]) -> None:
+    if not (config.native_faces or config.native_photos):
+        return
+    say("native output vs the 256² path ...")
+    _timed(
+        results,
+        "native",
+        lambda: bench_native(
+            config.weights, config.native_faces, config.native_photos, config.native_frames,
+            config.native_rounds, config.precision, config.runtime, config.precision_preset,
+        ),
+    )
 
 
 def _bench_runtimes(config: BenchConfig, results: dict[str, Any], say: Callable[[str], None]) -> None:
@@ -402,6 +427,8 @@ def format_table(results: dict[str, Any]) -> str:
     lines = [f"machine: {results['machine']['summary']}", ""]
     if "runtimes" in results:
         lines += [*format_runtimes(results["runtimes"], results["machine"]), ""]
+    if "native" in results:
+        lines += [*format_native(results["native"], results["machine"]), ""]
     if "networks" not in results:  # the runtime side-by-side alone
         lines.append(
             f"bench process peak RSS: {_f(results['peak_rss_mib'], 0)} MiB; total {_f(results['seconds']['total'])} s"
