@@ -58,6 +58,7 @@ def capture(url: str, camera: Path, seconds: float) -> str:
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1200})
             page.goto(url, wait_until="domcontentloaded")
+            page.locator("#animate").wait_for(timeout=60_000)
             page.get_by_role("tab", name="Live").click()
             page.locator("#live-photos input[type=file]").set_input_files(str(PHOTO))
             page.locator("#live-photos").get_by_text(PHOTO.name).wait_for(timeout=30_000)
