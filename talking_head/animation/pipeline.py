@@ -42,6 +42,7 @@ from talking_head.animation.overlay import draw_landmarks
 from talking_head.animation.person import Person, PhotoReport, embed_person, model_device
 from talking_head.animation.rendering import rendered_batches, rendering_setup, warm_up_rendering
 from talking_head.errors import CancelledError, UnsupportedFileError
+from talking_head.face.control_masks import controlled_result, rendered_regions
 from talking_head.face.detection import LandmarkDetector
 from talking_head.face.framing import (
     CropBox,
@@ -279,7 +280,9 @@ def animate_person(
     in ``precision`` on ``runtime`` (see :func:`render_landmarks`), one batch
     ahead of the caller. ``controls``: the motion multiplier, region, closed
     lips and blinks (:mod:`talking_head.face.motion_controls`; ``None``: the
-    driver's motion as it is).
+    driver's motion as it is); where they keep the photo's expression, the
+    frame's result is the warp, G's output only in the parts they move
+    (:mod:`talking_head.face.control_masks`).
     """
     if motion.image_size != model.config.image_size:
         raise ValueError(
@@ -290,6 +293,7 @@ def animate_person(
     )  # (T, 68, 2)
     if controls is not None:
         targets = apply_motion_controls(person.source_landmarks, targets, controls)
+    regions = rendered_regions(controls)  # None: G renders the whole face
     crops = _driving_crops(motion) if with_driving_frames else None
     precision, runtime = rendering_setup(model, precision, runtime)
     for batch in rendered_batches(model, person, targets, batch_size, precision, runtime):
@@ -298,6 +302,7 @@ def animate_person(
             zip(batch.results, batch.y_images, batch.points, warps)
         ):
             index = batch.start + offset
+            result = controlled_result(result, warp, points, regions)
             yield AnimationFrame(
                 index=index,
                 result=mark_synthetic(result) if watermark else result,
