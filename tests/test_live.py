@@ -164,9 +164,10 @@ class RecordingRenderer:
     def __init__(self, renderer: FrameRenderer) -> None:
         self.renderer, self.size, self.given = renderer, renderer.size, []
 
-    def __call__(self, points: np.ndarray) -> np.ndarray:
+    def __call__(self, points: np.ndarray, regions=None) -> np.ndarray:
         self.given.append(points)
-        return self.renderer(points)
+        self.regions = regions
+        return self.renderer(points, regions)
 
 
 def _session(model, person, faces, clock, **kwargs) -> tuple[LiveSession, list]:
@@ -320,3 +321,15 @@ def test_motion_controls_reach_the_live_frames(model, person, photo_points) -> N
     clock.now += 0.04
     session.step(frame)
     assert np.abs(given[-1][48:68] - person.source_landmarks[48:68]).max() < 1e-3
+    assert session.renderer.regions is not None  # G repaints only the eyes; the warp is kept elsewhere
+
+
+def test_a_live_frame_under_region_controls_keeps_the_warp_outside_the_region(model, person) -> None:
+    renderer = FrameRenderer(model, person, runtime="torch")
+    target = open_mouth(person.source_landmarks, 0.8)
+    whole, lips = renderer(target), renderer(target, ("lips",))
+    warp = np.clip(np.rint(renderer.warp(target)), 0, 255)
+    eye = np.round(target[36:48].mean(0)).astype(int)  # far from the lips' mask
+    mouth = np.round(target[60:68].mean(0)).astype(int)
+    assert np.abs(lips[eye[1], eye[0]].astype(float) - warp[eye[1], eye[0]]).max() <= 1
+    assert np.array_equal(lips[mouth[1], mouth[0]], whole[mouth[1], mouth[0]])

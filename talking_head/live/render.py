@@ -23,11 +23,11 @@ import torch
 
 from talking_head.animation.person import Person, landmark_images, model_device
 from talking_head.animation.rendering import generate_images, rendering_setup
+from talking_head.face.control_masks import controlled_result
 from talking_head.nets import shot_blend
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision
 from talking_head.nets.runtime import Runtime
-from talking_head.nets.tensors import images_to_tensor
 from talking_head.nets.warp_field import _merge_coincident, displacement_fields, field_positions
 
 BUMP_RADIUS_PER_PIXEL = 1 / 48  # the bumps' radius as a fraction of the crop side, as sampling_grid's
@@ -142,16 +142,20 @@ class FrameRenderer:
         )  # as nets/warp.warp_shots blends
         return blended[0].permute(1, 2, 0).numpy()
 
-    def __call__(self, points: np.ndarray) -> np.ndarray:
+    def __call__(self, points: np.ndarray, regions: tuple[str, ...] | None = None) -> np.ndarray:
+        """G's crop for ``points``; with ``regions`` (:func:`~talking_head.face.control_masks.rendered_regions`)
+        G's output is kept only there and the warp elsewhere, as the clip renderer does under motion controls."""
         points = np.asarray(points, dtype=np.float32).reshape(1, 68, 2)
         y = landmark_images(points, self.size)
         warp = self.warp(points[0])[None] if self._warp_guided else None
         if self.runtime.is_onnx:
-            return self._onnx(y, warp)
-        warp_tensor = (
-            None if warp is None else images_to_tensor(warp, self._device)
-        )  # float in [0, 255]: as uint8
-        return generate_images(self._renderer, self._psi, images_to_tensor(y, self._device), warp_tensor)[0]
+            result = self._onnx(y, warp)
+        else:
+            # _to_network copies: images_to_tensor would scale a float32 warp in place, and it is used below.
+            warp_tensor = None if warp is None else torch.from_numpy(_to_network(warp)).to(self._device)
+            y_tensor = torch.from_numpy(_to_network(y)).to(self._device)
+            result = generate_images(self._renderer, self._psi, y_tensor, warp_tensor)[0]
+        return controlled_result(result, None if warp is None else warp[0], points[0], regions)
 
     def _onnx(self, y: np.ndarray, warp: np.ndarray | None) -> np.ndarray:
         """ONNX Runtime with numpy around it: on a busy CPU PyTorch's threaded elementwise kernels took

@@ -37,6 +37,7 @@ from talking_head.errors import NoFaceError
 from talking_head.face.detection import FaceLandmarks, LandmarkDetector
 from talking_head.face.framing import CropBox, crop_box_from_landmarks, points_to_crop
 from talking_head.face.motion import retarget_relative
+from talking_head.face.control_masks import rendered_regions
 from talking_head.face.motion_controls import MotionControls, apply_motion_controls
 from talking_head.face.tracking import DEFAULT_REDETECT_EVERY, is_plausible
 from talking_head.live.filters import OneEuroConfig, OneEuroFilter
@@ -221,7 +222,7 @@ class LiveSession:
                 "No face in the camera: holding the last frame. Face the camera.", face_found=False
             )
         points = self.target_points(self.driving_points(face, arrived))
-        self._last = self._decorate(self.renderer(points))
+        self._last = self._decorate(self.renderer(points, rendered_regions(self.controls)))
         done = self.clock()
         self.stats.add(done, done - arrived)
         self._log(done)
