@@ -34,10 +34,10 @@ import numpy as np
 from talking_head.animation.person import Person
 from talking_head.animation.pipeline import mark_synthetic
 from talking_head.errors import NoFaceError
+from talking_head.face.control_masks import rendered_regions
 from talking_head.face.detection import FaceLandmarks, LandmarkDetector
 from talking_head.face.framing import CropBox, crop_box_from_landmarks, points_to_crop
 from talking_head.face.motion import retarget_relative
-from talking_head.face.control_masks import rendered_regions
 from talking_head.face.motion_controls import MotionControls, apply_motion_controls
 from talking_head.face.tracking import DEFAULT_REDETECT_EVERY, is_plausible
 from talking_head.live.filters import OneEuroConfig, OneEuroFilter
