@@ -133,13 +133,18 @@ def test_tracker_searches_the_whole_frame_every_redetect_every_frames(photo_poin
 # ----- one frame's render ---------------------------------------------------------------------
 
 
+def _clip_warp(person, target: np.ndarray) -> np.ndarray:
+    """The clip renderer's warp of ``person`` to ``target`` (PyTorch, ``nets/warp.warp_shots``), [0, 255] floats."""
+    shots = torch.from_numpy(person.shots).permute(0, 3, 1, 2).float() / 127.5 - 1
+    clip = warp_shots(shots, torch.from_numpy(person.shot_landmarks), torch.from_numpy(target[None]))
+    return ((clip[0].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.float32)
+
+
 def test_the_live_warp_matches_the_clip_renderers_warp(model, person) -> None:
     renderer = FrameRenderer(model, person, runtime="torch")
     target = open_mouth(person.source_landmarks, 1.0)
     live = renderer.warp(target)
-    shots = torch.from_numpy(person.shots).permute(0, 3, 1, 2).float() / 127.5 - 1
-    clip = warp_shots(shots, torch.from_numpy(person.shot_landmarks), torch.from_numpy(target[None]))
-    clip = ((clip[0].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.float32)
+    clip = _clip_warp(person, target)
     assert (
         np.abs(live - clip).mean() < 1.0
     )  # grey levels: remap rounds to uint8, the spline is sampled coarser
@@ -300,9 +305,7 @@ def test_the_live_warp_blends_several_shots_as_the_clip_renderer_does(model, pho
     renderer = FrameRenderer(model, two, runtime="torch")
     target = open_mouth(two.source_landmarks, 0.8)
     live = renderer.warp(target)
-    shots = torch.from_numpy(two.shots).permute(0, 3, 1, 2).float() / 127.5 - 1
-    clip = warp_shots(shots, torch.from_numpy(two.shot_landmarks), torch.from_numpy(target[None]))
-    clip = ((clip[0].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.float32)
+    clip = _clip_warp(two, target)
     assert np.abs(live - clip).mean() < 1.0
 
 
