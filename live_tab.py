@@ -19,13 +19,21 @@ from typing import Any
 import gradio as gr
 
 from animate_tab import motion_controls
-from talking_head.web.live import live_controls, live_frame, live_unavailable, prepare_live, set_live_controls
+from talking_head.web.live import (
+    LIVE_PHOTO_LIMIT,
+    live_controls,
+    live_frame,
+    live_unavailable,
+    prepare_live,
+    set_live_controls,
+)
 
 STREAM_EVERY_S = 0.04  # the webcam's frame interval: 25 frames a second at most
 LIVE_INTRO = (
     "Upload one or more photos of a face and press **Prepare**, then start the camera: the photo follows "
     "your face. Your first frame is the neutral pose (look straight at the camera, mouth closed); "
-    "**Reset neutral pose** takes the next one. Frames are rendered at 256×256 on this machine and not kept."
+    "**Reset neutral pose** takes the next one. G renders the face at 256×256; the whole photo keeps its "
+    "own pixels around it, with only the head moving. Camera frames are not kept."
 )
 
 
@@ -50,8 +58,10 @@ def _camera() -> gr.Image:
     )
 
 
-def _inputs(max_steps: int, slider_class: type) -> tuple[gr.File, Any, gr.Checkbox, gr.Button, gr.Image]:
-    """The left column: photos, steps, the mark, Prepare, the camera."""
+def _inputs(
+    max_steps: int, slider_class: type
+) -> tuple[gr.File, Any, gr.Checkbox, gr.Radio, gr.Button, gr.Image]:
+    """The left column: photos, steps, the mark, the output, Prepare, the camera."""
     photos = gr.File(
         label="Photos of one person", file_count="multiple", file_types=["image"], elem_id="live-photos"
     )
@@ -64,8 +74,18 @@ def _inputs(max_steps: int, slider_class: type) -> tuple[gr.File, Any, gr.Checkb
         info="0: ready in a second or two; steps add about 0.3–0.5 s each on a CPU",
     )
     watermark = gr.Checkbox(value=True, label='Visible "SYNTHETIC" mark', elem_id="live-watermark")
+    output = gr.Radio(
+        [
+            (f"The whole photo (up to {LIVE_PHOTO_LIMIT} px)", "photo"),
+            ("The face, 256×256 (fastest)", "crop"),
+        ],
+        value="photo",
+        label="What is shown",
+        info="the whole photo moves only the head; it costs more per frame (Prepare again to change)",
+        elem_id="live-output",
+    )
     button = gr.Button("Prepare", variant="primary", elem_id="live-prepare")
-    return photos, steps, watermark, button, _camera()
+    return photos, steps, watermark, output, button, _camera()
 
 
 def live_tab(
@@ -82,9 +102,9 @@ def live_tab(
     limits = state.limits
 
     @user_errors
-    def prepare(photos: Any, steps: float, watermark: bool, *controls: Any) -> tuple[Any, str]:
+    def prepare(photos: Any, steps: float, watermark: bool, output: str, *controls: Any) -> tuple[Any, str]:
         model, chosen = state.weights.require(), live_controls(*controls)
-        return prepare_live(model, photos, steps, state.detector, limits, bool(watermark), chosen)
+        return prepare_live(model, photos, steps, state.detector, limits, bool(watermark), chosen, output)
 
     @user_errors
     def change_controls(session: Any, *controls: Any) -> str:
@@ -96,7 +116,7 @@ def live_tab(
     gr.Markdown(LIVE_INTRO)
     with gr.Row():
         with gr.Column(scale=1):
-            photos, steps, watermark, button, camera = _inputs(limits.max_steps, slider_class)
+            photos, steps, watermark, output, button, camera = _inputs(limits.max_steps, slider_class)
             controls = motion_controls(prefix="live-")
         with gr.Column(scale=1):
             result = gr.Image(
@@ -112,7 +132,7 @@ def live_tab(
     session = gr.State(None)
     button.click(
         prepare,
-        inputs=[photos, steps, watermark, *controls],
+        inputs=[photos, steps, watermark, output, *controls],
         outputs=[session, status],
         api_visibility="private",
         concurrency_id="render",

@@ -29,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from talking_head.animation.compositing import NativeCompositor
 from talking_head.animation.pipeline import embed_person, load_model
 from talking_head.evaluation.machine import machine_info
 from talking_head.face.landmarks import get_detector
@@ -39,6 +40,7 @@ from talking_head.live.replay import replay
 from talking_head.live.session import LiveSession
 from talking_head.media.images import load_image
 from talking_head.media.video_reader import VideoReader
+from talking_head.web.live import LIVE_PHOTO_LIMIT
 
 
 def _arguments() -> argparse.Namespace:
@@ -60,6 +62,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--runtime", default="auto", choices=("auto", "onnx", "torch"))
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    parser.add_argument(
+        "--output",
+        default="crop",
+        choices=("crop", "photo"),
+        help="crop: G's 256² face (default); photo: the whole photo, longer side at most 640",
+    )
     parser.add_argument("--json", help="also write the numbers here")
     return parser.parse_args()
 
@@ -83,16 +91,20 @@ def main() -> None:
     count = max(1, round(args.seconds * fps))
     frames = [frames[i % len(frames)] for i in range(count)]
     renderer = FrameRenderer(model, person, precision=args.precision, runtime=args.runtime)
+    renderer(person.source_landmarks)  # the first call's set-up is not part of a run
+    compositor = (
+        NativeCompositor.for_person(person, "photo", LIVE_PHOTO_LIMIT) if args.output == "photo" else None
+    )
+    shown = "256²" if compositor is None else "the whole photo at {1}x{0}".format(*compositor.still.shape[:2])
     machine = machine_info()
     print(f"machine: {machine['summary']}")
     print(
         f"renderer: {renderer.runtime.describe(renderer.precision)}; camera: {len(frames)} frames of "
-        f"{frames[0].shape[1]}x{frames[0].shape[0]} at {fps:g} fps; output {renderer.size}²"
+        f"{frames[0].shape[1]}x{frames[0].shape[0]} at {fps:g} fps; output {shown}"
     )
-    renderer(person.source_landmarks)  # the first call's set-up is not part of a run
     reports = []
     for run in range(args.runs):
-        session = LiveSession(renderer, person, detector, limit_s=1e9)
+        session = LiveSession(renderer, person, detector, limit_s=1e9, compositor=compositor)
         report = replay(session.step, frames, fps)
         reports.append(report)
         print(f"run {run + 1}: {report.describe()}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +78,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     )
     yield running
     stop_app(running)
+
+
+def _fetch(url: str, attempts: int = 3) -> bytes:
+    """A rendered frame from the server (plain HTTP: the page's own requests may be cancelled as it updates)."""
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                return response.read()
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def _gap(image: np.ndarray, detector) -> float | None:
@@ -144,7 +158,7 @@ def test_the_live_result_follows_the_camera_and_ends_at_its_limit(
             assert page.locator("#live-result img").get_attribute("src") == last, (
                 "frames came after the limit"
             )
-            results = {src: page.request.get(src).body() for src in {src for *_, src in samples}}
+            results = {src: _fetch(src) for src in {src for *_, src in samples}}
         finally:
             browser.close()
 

@@ -132,3 +132,23 @@ def test_a_frame_that_fails_holds_the_last_one_and_the_stream_goes_on(
     monkeypatch.setattr(session, "step", broken)
     image, status = live_frame(session, np.zeros((480, 640, 3), np.uint8))
     assert image is session.last_image and "could not be rendered (RuntimeError)" in status
+
+
+def test_live_can_show_the_whole_photo_with_a_still_background(model, astronaut_path) -> None:
+    from talking_head.media.images import load_image
+
+    photo = load_image(astronaut_path)
+    session, status = prepare_live(
+        model, [str(astronaut_path)], 0, get_detector("dlib"), AppLimits(), watermark=False, output="photo"
+    )
+    assert "whole photo at 512×512" in status
+    session.step(photo, 0.0)
+    face = session.step(photo, 0.04)  # the same face: the neutral pose again
+    assert face.image.shape == photo.shape
+    corner = (slice(0, 60), slice(0, 60))  # far from the head
+    assert face.rendered and np.abs(face.image[corner].astype(int) - photo[corner]).max() <= 2
+
+
+def test_prepare_live_refuses_an_unknown_output(model, astronaut_path) -> None:
+    with pytest.raises(TalkingHeadError, match="live output"):
+        prepare_live(model, [str(astronaut_path)], 0, get_detector("dlib"), AppLimits(), output="poster")

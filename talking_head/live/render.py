@@ -145,6 +145,12 @@ class FrameRenderer:
     def __call__(self, points: np.ndarray, regions: tuple[str, ...] | None = None) -> np.ndarray:
         """G's crop for ``points``; with ``regions`` (:func:`~talking_head.face.control_masks.rendered_regions`)
         G's output is kept only there and the warp elsewhere, as the clip renderer does under motion controls."""
+        return self.render(points, regions)[0]
+
+    def render(
+        self, points: np.ndarray, regions: tuple[str, ...] | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """As :meth:`__call__`, with the warp G was given ``(S, S, 3)`` float in [0, 255] (``None``: not warp-guided)."""
         points = np.asarray(points, dtype=np.float32).reshape(1, 68, 2)
         y = landmark_images(points, self.size)
         warp = self.warp(points[0])[None] if self._warp_guided else None
@@ -155,7 +161,8 @@ class FrameRenderer:
             warp_tensor = None if warp is None else torch.from_numpy(_to_network(warp)).to(self._device)
             y_tensor = torch.from_numpy(_to_network(y)).to(self._device)
             result = generate_images(self._renderer, self._psi, y_tensor, warp_tensor)[0]
-        return controlled_result(result, None if warp is None else warp[0], points[0], regions)
+        warp = None if warp is None else warp[0]
+        return controlled_result(result, warp, points[0], regions), warp
 
     def _onnx(self, y: np.ndarray, warp: np.ndarray | None) -> np.ndarray:
         """ONNX Runtime with numpy around it: on a busy CPU PyTorch's threaded elementwise kernels took

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from talking_head.animation.compositing import NativeCompositor
 from talking_head.animation.person import Person
 from talking_head.animation.pipeline import mark_synthetic
 from talking_head.errors import NoFaceError
@@ -141,8 +142,10 @@ class LiveSession:
         limit_s: float = DEFAULT_LIMIT_S,
         watermark: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        compositor: NativeCompositor | None = None,
     ) -> None:
         self.renderer = renderer
+        self.compositor = compositor  # None: G's crop; else the whole photo (only the head moving)
         self.source = np.asarray(person.source_landmarks, dtype=np.float32)
         self.tracker = LiveTracker(detector)
         self.controls = controls
@@ -153,7 +156,8 @@ class LiveSession:
         self.started: float | None = None
         self._box_filter, self._point_filter = OneEuroFilter(BOX_FILTER), OneEuroFilter(POINT_FILTER)
         self._neutral: np.ndarray | None = None
-        self._last = self._decorate(np.ascontiguousarray(person.shots[0]))
+        first = person.shots[0] if compositor is None else compositor.still
+        self._last = self._decorate(np.ascontiguousarray(first))
         self._logged = 0.0
         self._arrived: float | None = None
 
@@ -222,12 +226,22 @@ class LiveSession:
                 "No face in the camera: holding the last frame. Face the camera.", face_found=False
             )
         points = self.target_points(self.driving_points(face, arrived))
-        self._last = self._decorate(self.renderer(points, rendered_regions(self.controls)))
+        self._last = self._decorate(self._render(points))
         done = self.clock()
         self.stats.add(done, done - arrived)
         self._log(done)
         status = f"Live: {self.stats.describe()}; {self.seconds_left(done):.0f} s left"
         return LiveFrame(self._last, status, rendered=True, face_found=True, points=points)
+
+    def _render(self, points: np.ndarray) -> np.ndarray:
+        """G's crop for ``points``, or with a compositor the whole photo with G's correction in it."""
+        regions = rendered_regions(self.controls)
+        if self.compositor is None:
+            return self.renderer(points, regions)
+        result, warp = self.renderer.render(points, regions)
+        compositor = self.compositor
+        warps = None if warp is None or not getattr(compositor, "given_warps", False) else warp[None]
+        return compositor(result, points, compositor.fields(points[None], warps)[0])
 
     def _log(self, now: float) -> None:
         if now - self._logged >= LOG_EVERY_S:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from talking_head.animation.compositing import NativeCompositor
 from talking_head.animation.finetune import FinetuneConfig, finetune_person
 from talking_head.animation.person import embed_person
 from talking_head.errors import TalkingHeadError
@@ -42,6 +43,8 @@ ZERO_GPU_REASON = (
     "seconds at a time and after a queue, while a live session needs 15–25 renders a second for a "
     "minute. Run the app on a CPU or a dedicated GPU to use it (see the README: Live tab)."
 )
+LIVE_OUTPUTS = ("crop", "photo")  # G's 256² face crop, or the whole photo with only the head moving
+LIVE_PHOTO_LIMIT = 640  # the whole photo's longer side in live mode, pixels (compositing costs per pixel)
 NO_SESSION = "Upload a photo and press Prepare first; then start the camera."
 WAITING = "Waiting for the camera…"
 
@@ -96,6 +99,7 @@ def prepare_live(
     limits: AppLimits,
     watermark: bool = True,
     controls: MotionControls | None = None,
+    output: str = "crop",
 ) -> tuple[LiveSession, str]:
     """Embed (and fine-tune) the person of ``photos`` for a live session: the session and a status line.
 
@@ -108,6 +112,8 @@ def prepare_live(
     if len(paths) > limits.max_photos:
         raise TalkingHeadError(f"{len(paths)} photos were given; the limit is {limits.max_photos}")
     steps = _check_steps(steps, limits)
+    if output not in LIVE_OUTPUTS:
+        raise TalkingHeadError(f"the live output must be one of {', '.join(LIVE_OUTPUTS)}, got {output!r}")
     images = [load_photo(path, photo_label(i), limits) for i, path in enumerate(paths)]
     names = [f"{photo_label(i)} ({Path(p).name})" for i, p in enumerate(paths)]
     person = embed_person(model, images, detector, names=names)
@@ -117,13 +123,20 @@ def prepare_live(
     renderer = FrameRenderer(model, person)
     renderer(person.source_landmarks)  # the first render's set-up happens here, not in the first live frame
     controls = None if controls is None or controls.is_default() else controls
+    compositor = NativeCompositor.for_person(person, "photo", LIVE_PHOTO_LIMIT) if output == "photo" else None
     session = LiveSession(
-        renderer, person, detector, controls=controls, limit_s=limits.live_seconds, watermark=watermark
+        renderer,
+        person,
+        detector,
+        controls=controls,
+        limit_s=limits.live_seconds,
+        watermark=watermark,
+        compositor=compositor,
     )
     used = sum(report.usable for report in person.reports)
     skipped = [f"{r.name}: {r.reason}" for r in person.reports if not r.usable]
     status = (
-        f"Ready: {used} photo{'s' if used != 1 else ''}, {steps} fine-tuning steps, prepared in "
+        f"Ready: {used} photo{'s' if used != 1 else ''}, {steps} fine-tuning steps, {_shown(session)}, prepared in "
         f"{time.perf_counter() - start:.1f} s; rendering with {renderer.runtime.describe(renderer.precision)}. "
         f"Start the camera: your first frame is the neutral pose; sessions last {limits.live_seconds:g} s."
     )
@@ -132,6 +145,13 @@ def prepare_live(
     if person.finetune_notice:
         status += f" Note: {person.finetune_notice}."
     return session, status
+
+
+def _shown(session: LiveSession) -> str:
+    if session.compositor is None:
+        return "the face at 256×256"
+    height, width = session.compositor.still.shape[:2]
+    return f"the whole photo at {width}×{height}"
 
 
 def live_frame(session: LiveSession | None, frame: np.ndarray | None) -> tuple[np.ndarray | None, str]:
