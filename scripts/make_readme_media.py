@@ -18,7 +18,7 @@ the README's captions name.
    astronaut) | the photo (framed) | warp only | FF (0 steps) | FT.
 3. ``docs/media/hard_case.png``: the hard case, a mouth driven wide open (the
    ``expressions`` motion's widest frame): the lip square of the landmarks,
-   the warp, FF and FT, enlarged 3× (the whole frames above them).
+   the warp, FF and FT of the whole-photo output, enlarged 3× (the face regions above them).
 
     python scripts/make_readme_media.py        # about 5 min on 2 CPU cores
 """
@@ -42,11 +42,13 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from talking_head.animation.compositing import NativeCompositor
 from talking_head.animation.finetune import finetune_person
 from talking_head.animation.person import embed_person
 from talking_head.animation.pipeline import animate_person, load_driving
 from talking_head.evaluation.machine import machine_info
 from talking_head.evaluation.metrics import mouth_box
+from talking_head.face.framing import crop_image
 from talking_head.face.landmarks import get_detector
 from talking_head.media.video_reader import VideoReader
 from talking_head.nets.model import TalkingHeadModel
@@ -146,6 +148,13 @@ def people(model: TalkingHeadModel, steps: int, precision: str):
     return person, (finetune_person(model, person, steps, precision=precision) if steps else person)
 
 
+def _whole_photo(person, frame, image: np.ndarray) -> np.ndarray:
+    """``image`` (G's crop, or the warp) composited into the whole photo at its own size, as the app outputs
+    it (``--output photo``), shown as the photo's face region at 256²."""
+    whole = NativeCompositor.for_person(person, "photo")(np.clip(np.rint(image), 0, 255).astype(np.uint8), frame.landmarks)
+    return crop_image(whole, person.source_box, frame.result.shape[0])
+
+
 def _widest_frames(model: TalkingHeadModel, pair, motion: Path, precision: str):
     """(index, FF frame, FT frame) at the frame of ``motion`` where the mouth is widest."""
     driving = load_driving(str(motion), model.config.image_size, detector=get_detector("dlib"))
@@ -161,9 +170,9 @@ def make_strip(model: TalkingHeadModel, pair, motion: Path, steps: int, precisio
     panels = [
         _label(ff.landmark_image, "target landmarks"),
         _label(pair[0].shots[0], "photo"),
-        _label(ff.warp, "warp only"),
-        _label(ff.result, "FF, 0 steps"),
-        _label(ft.result, f"FT, {steps} steps"),
+        _label(_whole_photo(pair[0], ff, ff.warp), "warp only"),
+        _label(_whole_photo(pair[0], ff, ff.result), "FF, 0 steps"),
+        _label(_whole_photo(pair[1], ft, ft.result), f"FT, {steps} steps"),
     ]
     _row(panels).save(out)
     return index
@@ -174,7 +183,12 @@ def make_hard_case(model: TalkingHeadModel, pair, motion: Path, steps: int, prec
     index, ff, ft = _widest_frames(model, pair, motion, precision)
     x0, y0, x1, y1 = mouth_box(ff.landmarks, model.config.image_size)
     names = ("target landmarks", "warp only", "FF, 0 steps", f"FT, {steps} steps")
-    images = (ff.landmark_image, ff.warp, ff.result, ft.result)
+    images = (
+        ff.landmark_image,
+        _whole_photo(pair[0], ff, ff.warp),
+        _whole_photo(pair[0], ff, ff.result),
+        _whole_photo(pair[1], ft, ft.result),
+    )
     side = ZOOM * (x1 - x0)
     columns = []
     for name, image in zip(names, images):
@@ -198,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds of motion in the GIF")
     parser.add_argument("--gif-every", type=int, default=2, help="keep every n-th frame in the GIF")
     parser.add_argument("--output", default="photo", help="the GIF's animate --output (default: the whole photo)")
-    parser.add_argument("--gif-only", action="store_true", help="make the GIF only (the panels are 256² crops)")
+    parser.add_argument("--gif-only", action="store_true", help="make the GIF only, not the strip and the hard case")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     record = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
