@@ -14,7 +14,6 @@ teeth. ``docs/media/made_with.json`` records the commands and the machine.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
+from make_screenshot import record_picture  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from talking_head.__main__ import main as cli  # noqa: E402
@@ -36,7 +37,6 @@ from talking_head.media.video_reader import VideoReader  # noqa: E402
 PHOTO = ROOT / "examples" / "astronaut.png"
 MOTION = ROOT / "examples" / "motions" / "expressions.npz"
 OUT = ROOT / "docs" / "media" / "closed_mouth.png"
-RECORD = ROOT / "docs" / "media" / "made_with.json"
 FACE = (150, 60, 370, 300)  # x0, y0, x1, y1 of the face in the 512² photo
 SCALE = 1.5
 
@@ -69,9 +69,7 @@ def main() -> int:
     picture.paste(right, (left.width + 8, 0))
     picture.save(OUT)
     print(f"wrote {OUT}: frame {widest}, re-detected inner-lip gap {gaps[widest]:.3f} (still: {inner_lip_gap(detector.detect(still).points):.3f})")
-    record = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
-    keys = ("cpu", "cpu_family_model", "cpu_bf16_flags", "cores", "torch", "gpu", "summary")
-    record["closed_mouth.png"] = {
+    entry = {
         "made_by": "python scripts/make_closed_mouth_example.py",
         "commands": ["python -m talking_head " + " ".join(edit), "python -m talking_head " + " ".join(animate)],
         "weights": "weights",
@@ -79,9 +77,9 @@ def main() -> int:
         "steps": 0,
         "motion": MOTION.name,
         "driving_frame": widest,
-        "machine": {key: info[key] for key in keys},
     }
-    RECORD.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    keys = ("cpu", "cpu_family_model", "cpu_bf16_flags", "cores", "torch", "gpu", "summary")
+    record_picture("closed_mouth.png", entry, info, keys)
     return 0
 
 

@@ -15,7 +15,6 @@ CPU with it installed).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from make_screenshot import CHROMIUM, PHOTO, RECORD, start_app
+from make_screenshot import CHROMIUM, PHOTO, record_picture, start_app
 
 from talking_head.animation.pipeline import embed_person, load_model
 from talking_head.evaluation.machine import machine_info
@@ -96,27 +95,16 @@ def main(argv: list[str] | None = None) -> int:
             process.terminate()
             process.wait(timeout=30)
     print(f"wrote {OUT}\n{status}")
-    record = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
-    keys = (
-        "cpu",
-        "cpu_family_model",
-        "cpu_bf16_flags",
-        "cores",
-        "load_average_1m",
-        "torch",
-        "gpu",
-        "summary",
-    )
-    record["live_tab.png"] = {
+    entry = {
         "made_by": "python scripts/make_live_screenshot.py",
         "weights": args.weights,
         "rendering": "ONNX Runtime",
         "precision": "fp32",  # ONNX Runtime renders in float32
         "status": status,
         "note": "Chromium, the fake camera and the server share the machine here; a visitor's browser runs on theirs",
-        "machine": {key: info[key] for key in keys},
     }
-    RECORD.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    keys = ("cpu", "cpu_family_model", "cpu_bf16_flags", "cores", "load_average_1m", "torch", "gpu", "summary")
+    record_picture("live_tab.png", entry, info, keys)
     return 0
 
 

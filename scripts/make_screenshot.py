@@ -108,6 +108,13 @@ def click_and_capture(url: str, out: Path, at_seconds: float) -> str:
     return status
 
 
+def record_picture(name: str, entry: dict, info: dict, keys: tuple[str, ...]) -> None:
+    """Put ``entry`` and the machine (``info``'s ``keys``) under ``name`` in ``docs/media/made_with.json``."""
+    record = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
+    record[name] = {**entry, "machine": {key: info[key] for key in keys}}
+    RECORD.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default="weights", help="weights folder (default weights/, the shipped ones)")
@@ -125,17 +132,15 @@ def main(argv: list[str] | None = None) -> int:
         process.terminate()
         process.wait(timeout=30)
     print(f"wrote {OUT}\n{status}")
-    record = json.loads(RECORD.read_text()) if RECORD.is_file() else {}
-    keys = ("cpu", "cpu_family_model", "cpu_bf16_flags", "cores", "torch", "torch_threads", "gpu", "summary")
-    record["screenshot.png"] = {
+    entry = {
         "made_by": f"python scripts/make_screenshot.py --precision {args.precision}",
         "weights": args.weights,
         "precision": args.precision,
         "rendering": "PyTorch",
         "status": status,
-        "machine": {key: info[key] for key in keys},
     }
-    RECORD.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    keys = ("cpu", "cpu_family_model", "cpu_bf16_flags", "cores", "torch", "torch_threads", "gpu", "summary")
+    record_picture("screenshot.png", entry, info, keys)
     return 0
 
 

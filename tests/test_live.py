@@ -180,6 +180,15 @@ def _session(model, person, faces, clock, **kwargs) -> tuple[LiveSession, list]:
     return LiveSession(renderer, person, ScriptedDetector(faces), clock=clock, **kwargs), renderer.given
 
 
+def _frames(session: LiveSession, clock: FakeClock, count: int) -> LiveFrame:
+    """Step ``session`` through ``count`` camera frames 40 ms apart (the first at the clock's time); the last result."""
+    frame = np.zeros((512, 512, 3), np.uint8)
+    for index in range(count):
+        clock.now += 0.04 if index else 0.0
+        shown = session.step(frame)
+    return shown
+
+
 def test_the_neutral_frame_renders_the_photos_own_landmarks_and_motion_moves_them(
     model, person, photo_points
 ) -> None:
@@ -226,13 +235,10 @@ def test_reset_neutral_measures_motion_from_the_next_frame(model, person, photo_
     clock = FakeClock()
     opened = open_mouth(photo_points, 1.0)
     session, given = _session(model, person, [photo_points, opened, opened], clock)
-    frame = np.zeros((512, 512, 3), np.uint8)
-    session.step(frame)
-    clock.now += 0.04
-    session.step(frame)
+    _frames(session, clock, 2)
     session.reset_neutral()
     clock.now += 0.04
-    session.step(frame)
+    _frames(session, clock, 1)
     assert np.abs(given[-1] - person.source_landmarks).max() < 1e-3
 
 
@@ -315,14 +321,11 @@ def test_motion_controls_reach_the_live_frames(model, person, photo_points) -> N
     clock = FakeClock()
     opened = open_mouth(photo_points, 1.0)
     session, given = _session(model, person, [photo_points, opened, opened], clock)
-    frame = np.zeros((512, 512, 3), np.uint8)
-    session.step(frame)
-    clock.now += 0.04
-    session.step(frame)
+    _frames(session, clock, 2)
     assert inner_lip_gap(given[-1]) > inner_lip_gap(person.source_landmarks) + 0.05
     session.controls = MotionControls(region="eyes")  # the driver's mouth no longer reaches the photo
     clock.now += 0.04
-    session.step(frame)
+    _frames(session, clock, 1)
     assert np.abs(given[-1][48:68] - person.source_landmarks[48:68]).max() < 1e-3
     assert session.renderer.regions is not None  # G repaints only the eyes; the warp is kept elsewhere
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from talking_head.cli.options import add_weights_arguments
 
 # compositing.OUTPUTS and DEFAULT_LIMIT (tests check they agree), here so that --help imports no torch.
 OUTPUTS = ("photo", "crop-256", "crop-512", "crop-1024")
@@ -17,16 +18,14 @@ DEFAULT_LIMIT = 1024
 
 if TYPE_CHECKING:  # annotations only: the command imports the library when it runs, so --help stays fast
     from talking_head.animation.person import Person
-    from talking_head.animation.workload import DrivingPlan
-    from talking_head.web.limits import AppLimits
     from talking_head.animation.pipeline import DrivingMotion, RenderResult
+    from talking_head.animation.workload import DrivingPlan
     from talking_head.face.detection import LandmarkDetector
     from talking_head.nets.model import TalkingHeadModel
     from talking_head.nets.precision import Precision
+    from talking_head.web.limits import AppLimits
 
 log = logging.getLogger(__name__)
-
-ENV_WEIGHTS = "TALKING_HEAD_WEIGHTS"  # default weights folder or Hub repo id
 
 
 def _reference(text: str) -> int | str:
@@ -153,12 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="relative",
         help="relative: keep the person's face shape, add the driver's motion (default); absolute: the driver's landmarks (the paper)",
     )
-    parser.add_argument(
-        "--weights",
-        default=os.environ.get(ENV_WEIGHTS, "weights"),
-        help=f"weights folder or Hugging Face repo id (default: ${ENV_WEIGHTS} or ./weights)",
-    )
-    parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --weights")
+    add_weights_arguments(parser)
     parser.add_argument(
         "--smoothing",
         type=_at_least(0.0, float),

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 
+from talking_head.cli.options import add_weights_arguments
 from talking_head.face.edits import EDIT_RANGES
 
-ENV_WEIGHTS = "TALKING_HEAD_WEIGHTS"  # default weights folder or Hub repo id
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # (option, help) per edit; the ranges come from talking_head.face.edits.EDIT_RANGES.
 EDIT_OPTIONS = {
@@ -49,12 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--landmarks-out", metavar="PANEL.png", help="also write the rendered face with the edited landmarks drawn on it"
     )
-    parser.add_argument(
-        "--weights",
-        default=os.environ.get(ENV_WEIGHTS, "weights"),
-        help=f"weights folder or Hugging Face repo id (default: ${ENV_WEIGHTS} or ./weights)",
-    )
-    parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --weights")
+    add_weights_arguments(parser)
     parser.add_argument(
         "--precision", choices=("auto", "bf16", "fp32"), help="default: $TALKING_HEAD_PRECISION or auto"
     )

@@ -28,7 +28,7 @@ from talking_head.nets import shot_blend
 from talking_head.nets.model import TalkingHeadModel
 from talking_head.nets.precision import Precision
 from talking_head.nets.runtime import Runtime
-from talking_head.nets.warp_field import _merge_coincident, displacement_fields, field_positions
+from talking_head.nets.warp_field import displacement_fields, field_positions, merge_coincident
 
 BUMP_RADIUS_PER_PIXEL = 1 / 48  # the bumps' radius as a fraction of the crop side, as sampling_grid's
 
@@ -120,7 +120,7 @@ class FrameRenderer:
         for shot, shot_points in zip(self._shots, self._shot_points):
             coarse = displacement_fields(points[None], shot_points, size)[0]  # (n, n, 2) at field_positions
             field = self._upsample(coarse) + self._grid
-            target, source = _merge_coincident(
+            target, source = merge_coincident(
                 points[None].astype(np.float64), shot_points[None].astype(np.float64)
             )
             field = correct_at_landmarks(field, target[0], source[0], size * BUMP_RADIUS_PER_PIXEL).astype(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from talking_head.nets.warp import DEFAULT_REGULARIZATION, MERGE_RADIUS, border_anchors
 
-__all__ = ["field_positions", "displacement_fields"]
+__all__ = ["field_positions", "displacement_fields", "merge_coincident"]
 
 
 def field_positions(image_size: int, samples: int | None = None) -> np.ndarray:
@@ -24,7 +24,7 @@ def field_positions(image_size: int, samples: int | None = None) -> np.ndarray:
     return np.linspace(0.0, image_size - 1.0, samples, dtype=np.float32)
 
 
-def _merge_coincident(target: np.ndarray, shot: np.ndarray, radius: float = MERGE_RADIUS) -> tuple[np.ndarray, np.ndarray]:
+def merge_coincident(target: np.ndarray, shot: np.ndarray, radius: float = MERGE_RADIUS) -> tuple[np.ndarray, np.ndarray]:
     """:func:`~talking_head.nets.warp.merge_coincident` in numpy: ``(B, P, 2)`` each."""
     near = (((target[:, :, None] - target[:, None]) ** 2).sum(-1) < radius**2).astype(np.float64)
     group = near.sum(-1, keepdims=True)
@@ -60,7 +60,7 @@ def displacement_fields(
     batch = len(target)
     shots = np.broadcast_to(np.asarray(shot_points, np.float64).reshape(-1, 68, 2), target.shape)
     anchors = np.broadcast_to(border_anchors(image_size).numpy().astype(np.float64), (batch, 8, 2))
-    target, shots = _merge_coincident(target, shots)
+    target, shots = merge_coincident(target, shots)
     to_unit = lambda points: (2.0 * points + 1.0) / image_size - 1.0  # noqa: E731 - pixels_to_normalized
     control = to_unit(np.concatenate([target, anchors], 1))  # (B, P, 2)
     values = to_unit(np.concatenate([shots, anchors], 1))

@@ -74,7 +74,7 @@ def photo_label(index: int) -> str:
     return f"photo {index + 1}"
 
 
-def _check_photo_count(photos: Sequence[str | os.PathLike], limits: AppLimits) -> None:
+def check_photo_count(photos: Sequence[str | os.PathLike], limits: AppLimits) -> None:
     if not photos:
         raise TalkingHeadError("no photo was given; upload at least one photo of the person's face")
     if len(photos) > limits.max_photos:
@@ -178,7 +178,7 @@ def _setting_error(label: str, name: str, value: object, allowed: str, advice: s
     return TalkingHeadError(f"{label} ({name}={value!r}) must be {allowed}; {advice}")
 
 
-def _check_steps(value: object, limits: AppLimits) -> int:
+def check_steps(value: object, limits: AppLimits) -> int:
     steps = _finite_number(value)
     if steps is None or not steps.is_integer() or not 0 <= steps <= limits.max_steps:
         raise _setting_error(
@@ -301,7 +301,7 @@ def check_request(request: RenderRequest, limits: AppLimits) -> RenderRequest:
     calls it, with its range. ``max_seconds`` above the limit is no error:
     the motion is trimmed to ``limits.max_driving_seconds``, with a notice.
     """
-    _check_photo_count(request.photos, limits)
+    check_photo_count(request.photos, limits)
     if request.mode not in MODES:
         raise _setting_error(
             "motion",
@@ -310,7 +310,7 @@ def check_request(request: RenderRequest, limits: AppLimits) -> RenderRequest:
             "'relative' or 'absolute'",
             "relative keeps the person's face shape, absolute uses the driver's landmarks",
         )
-    steps = _check_steps(request.steps, limits)
+    steps = check_steps(request.steps, limits)
     smoothing = _check_smoothing(request.smoothing)
     if request.max_seconds is not None:
         _check_seconds(request.max_seconds, limits)

@@ -33,7 +33,14 @@ from talking_head.face.motion_controls import MotionControls
 from talking_head.live.render import FrameRenderer
 from talking_head.live.session import LiveSession
 from talking_head.nets.model import TalkingHeadModel
-from talking_head.web.inputs import REGION_LABELS, load_photo, photo_label, upload_paths
+from talking_head.web.inputs import (
+    REGION_LABELS,
+    check_photo_count,
+    check_steps,
+    load_photo,
+    photo_label,
+    upload_paths,
+)
 from talking_head.web.limits import AppLimits
 
 logger = logging.getLogger(__name__)
@@ -55,18 +62,6 @@ def live_unavailable(environ: Mapping[str, str] | None = None) -> str | None:
     if environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"):
         return ZERO_GPU_REASON
     return None
-
-
-def _check_steps(value: object, limits: AppLimits) -> int:
-    try:
-        steps = float(value or 0)
-    except (TypeError, ValueError):
-        raise TalkingHeadError(f"Fine-tuning steps must be a whole number, got {value!r}") from None
-    if not (np.isfinite(steps) and steps == int(steps) and 0 <= steps <= limits.max_steps):
-        raise TalkingHeadError(
-            f"Fine-tuning steps must be a whole number from 0 to {limits.max_steps}, got {value!r}"
-        )
-    return int(steps)
 
 
 def live_controls(
@@ -107,11 +102,8 @@ def prepare_live(
     """
     start = time.perf_counter()
     paths = upload_paths(photos)
-    if not paths:
-        raise TalkingHeadError("no photo was given; upload at least one photo of the person's face")
-    if len(paths) > limits.max_photos:
-        raise TalkingHeadError(f"{len(paths)} photos were given; the limit is {limits.max_photos}")
-    steps = _check_steps(steps, limits)
+    check_photo_count(paths, limits)
+    steps = check_steps(steps, limits)
     if output not in LIVE_OUTPUTS:
         raise TalkingHeadError(f"the live output must be one of {', '.join(LIVE_OUTPUTS)}, got {output!r}")
     images = [load_photo(path, photo_label(i), limits) for i, path in enumerate(paths)]
